@@ -1,0 +1,97 @@
+"""Reads of the catalog and stock."""
+
+from collections.abc import Iterable
+
+from django.db.models import Exists, F, OuterRef, Q, QuerySet, Sum
+
+from inventory.models import SKU, Product, Stock, StockMove, StockTransfer, StorePrice
+from stores.models import Store
+
+
+def active_products() -> QuerySet[Product]:
+    return (
+        Product.objects.filter(is_active=True, category__is_active=True)
+        .select_related("category")
+        .prefetch_related("images", "skus")
+    )
+
+
+def search_products(*, text: str = "", category_code: str = "") -> QuerySet[Product]:
+    products = active_products()
+    if text:
+        sku_match = SKU.objects.filter(product=OuterRef("pk")).filter(
+            Q(code__iexact=text) | Q(barcode=text) | Q(spec__icontains=text)
+        )
+        products = products.filter(
+            Q(name__icontains=text) | Q(brand__icontains=text) | Q(code__iexact=text) | Exists(sku_match)
+        )
+    if category_code:
+        products = products.filter(Q(category__code=category_code) | Q(category__parent__code=category_code))
+    return products
+
+
+def prices_at(store: Store | None, skus: Iterable[SKU]) -> dict[int, int]:
+    """The price in fen of each SKU at a store: the store's own price, else HQ's."""
+    skus = list(skus)
+    prices = {sku.pk: sku.price_fen for sku in skus}
+    if store is not None and skus:
+        overrides = StorePrice.objects.filter(store=store, sku__in=[s.pk for s in skus]).values_list(
+            "sku_id", "price_fen"
+        )
+        prices.update(dict(overrides))
+    return prices
+
+
+def stock_of_store(*, store: Store, text: str = "", low_only: bool = False) -> QuerySet[Stock]:
+    """A store's stock rows with SKU and product, for the console and the API."""
+    rows = Stock.objects.filter(store=store).select_related("sku__product__category", "store")
+    if text:
+        rows = rows.filter(
+            Q(sku__code__icontains=text)
+            | Q(sku__barcode=text)
+            | Q(sku__product__name__icontains=text)
+            | Q(sku__spec__icontains=text)
+        )
+    if low_only:
+        rows = rows.filter(on_hand__lte=F("reserved") + F("low_stock_threshold"))
+    return rows.order_by("sku__product__category__sort_order", "sku__code")
+
+
+def stock_rows(
+    *, stores: QuerySet[Store], store_code: str | None = None, sku_code: str | None = None, low_only: bool = False
+) -> QuerySet[Stock]:
+    """Stock rows of the given stores (already scoped to the caller), optionally narrowed."""
+    rows = Stock.objects.filter(store__in=stores).select_related("store", "sku__product")
+    if store_code:
+        rows = rows.filter(store__code=store_code)
+    if sku_code:
+        rows = rows.filter(sku__code=sku_code)
+    if low_only:
+        rows = rows.filter(on_hand__lte=F("reserved") + F("low_stock_threshold"))
+    return rows.order_by("store__code", "sku__code")
+
+
+def stock_of_sku(*, sku: SKU) -> list[Stock]:
+    """A SKU's stock in every active store, with a zero row for stores that never held it."""
+    held = {row.store_id: row for row in Stock.objects.filter(sku=sku).select_related("store")}
+    rows = []
+    for store in Store.objects.filter(is_active=True).order_by("code"):
+        rows.append(held.get(store.pk) or Stock(store=store, sku=sku, on_hand=0, reserved=0))
+    return rows
+
+
+def move_totals(*, store: Store, sku: SKU) -> tuple[int, int]:
+    """The sums of a stock row's moves: (on hand, reserved). They always equal the row."""
+    totals = StockMove.objects.filter(store=store, sku=sku).aggregate(
+        on_hand=Sum("on_hand_delta"), reserved=Sum("reserved_delta")
+    )
+    return totals["on_hand"] or 0, totals["reserved"] or 0
+
+
+def open_transfers(*, store: Store | None = None) -> QuerySet[StockTransfer]:
+    transfers = StockTransfer.objects.filter(
+        status__in=[StockTransfer.Status.REQUESTED, StockTransfer.Status.SHIPPED]
+    ).select_related("from_store", "to_store")
+    if store is not None:
+        transfers = transfers.filter(Q(from_store=store) | Q(to_store=store))
+    return transfers

@@ -1,0 +1,412 @@
+"""Every change of stock and of stock transfers.
+
+Stock moves in two stages, as orders need it: `reserve_stock` holds units for an
+order or a transfer, then `consume_reserved_stock` hands them over (or
+`release_stock` gives them back). Each change is one conditional UPDATE
+(`… WHERE on_hand - reserved >= n`), so concurrent buyers, the POS and the ERP can
+never drive stock negative or sell a unit twice, plus an append-only StockMove
+written in the same transaction. Rows are always touched in (store, SKU) order,
+so two multi-line operations never deadlock each other.
+"""
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from django.contrib.auth.models import AbstractBaseUser
+from django.db import transaction
+from django.db.models import F, Q
+from django.utils import timezone
+from django.utils.translation import gettext as _
+
+from inventory.models import SKU, Stock, StockMove, StockTransfer, StockTransferEvent, StockTransferLine, StorePrice
+from o2o.errors import ApplicationError, Conflict
+from stores.models import Store
+
+
+class InsufficientStock(Conflict):
+    code = "insufficient_stock"
+
+
+class InvalidQuantity(ApplicationError):
+    code = "invalid_quantity"
+
+
+@dataclass(frozen=True)
+class StockLine:
+    sku: SKU
+    quantity: int
+
+
+def _check_quantity(quantity: object, *, allow_zero: bool = False) -> int:
+    if not isinstance(quantity, int) or isinstance(quantity, bool) or quantity < (0 if allow_zero else 1):
+        raise InvalidQuantity(
+            _("Quantity must be a whole number of at least %(min)d.") % {"min": 0 if allow_zero else 1},
+            details={"quantity": [str(quantity)]},
+        )
+    return quantity
+
+
+def _merged_lines(lines: Iterable[StockLine]) -> list[StockLine]:
+    """Lines with one entry per SKU, in SKU order (the project's lock order)."""
+    totals: dict[int, StockLine] = {}
+    for line in lines:
+        qty = _check_quantity(line.quantity)
+        if line.sku.pk in totals:
+            qty += totals[line.sku.pk].quantity
+        totals[line.sku.pk] = StockLine(sku=line.sku, quantity=qty)
+    if not totals:
+        raise InvalidQuantity(_("At least one line is needed."), details={"lines": [_("Empty.")]})
+    return [totals[pk] for pk in sorted(totals)]
+
+
+def _apply_change(
+    *,
+    store: Store,
+    sku: SKU,
+    kind: str,
+    on_hand_delta: int,
+    reserved_delta: int,
+    condition: Q,
+    actor: AbstractBaseUser | None,
+    reason: str,
+    reference: str,
+) -> StockMove | None:
+    """Apply one conditional change to a stock row and record it; None if the condition failed."""
+    updated = (
+        Stock.objects.filter(store=store, sku=sku)
+        .filter(condition)
+        .update(
+            on_hand=F("on_hand") + on_hand_delta,
+            reserved=F("reserved") + reserved_delta,
+            updated_at=timezone.now(),
+        )
+    )
+    if not updated:
+        return None
+    # Our UPDATE holds the row lock until commit, so this read sees exactly our result.
+    after = Stock.objects.filter(store=store, sku=sku).values("on_hand", "reserved").get()
+    return StockMove.objects.create(
+        store=store,
+        sku=sku,
+        kind=kind,
+        on_hand_delta=on_hand_delta,
+        reserved_delta=reserved_delta,
+        on_hand_after=after["on_hand"],
+        reserved_after=after["reserved"],
+        actor=actor if getattr(actor, "is_authenticated", False) else None,
+        reason=reason[:255],
+        reference=reference[:64],
+    )
+
+
+def _shortage(store: Store, line: StockLine) -> InsufficientStock:
+    stock = Stock.objects.filter(store=store, sku=line.sku).first()
+    available = stock.available if stock else 0
+    return InsufficientStock(
+        _("%(store)s has %(available)d of %(sku)s available, %(wanted)d wanted.")
+        % {"store": store.name, "available": available, "sku": line.sku.code, "wanted": line.quantity},
+        details={"sku": [line.sku.code], "available": [available], "wanted": [line.quantity]},
+    )
+
+
+@transaction.atomic
+def receive_stock(
+    *,
+    store: Store,
+    sku: SKU,
+    quantity: int,
+    actor: AbstractBaseUser | None = None,
+    reason: str = "",
+    reference: str = "",
+    kind: str = StockMove.Kind.RECEIVE,
+) -> StockMove:
+    """Add goods that arrived at a store (a delivery from a supplier, a return to shelf)."""
+    _check_quantity(quantity)
+    Stock.objects.get_or_create(store=store, sku=sku)
+    move = _apply_change(
+        store=store,
+        sku=sku,
+        kind=kind,
+        on_hand_delta=quantity,
+        reserved_delta=0,
+        condition=Q(),
+        actor=actor,
+        reason=reason,
+        reference=reference,
+    )
+    assert move is not None  # an unconditional change on an existing row always applies
+    return move
+
+
+@transaction.atomic
+def adjust_stock_count(
+    *, store: Store, sku: SKU, counted: int, actor: AbstractBaseUser | None = None, reason: str = ""
+) -> StockMove:
+    """Set on-hand stock to what a count found; the move records the difference.
+
+    A count below what is reserved for orders is refused: those orders would
+    lose goods silently. Release or transfer first.
+    """
+    _check_quantity(counted, allow_zero=True)
+    Stock.objects.get_or_create(store=store, sku=sku)
+    stock = Stock.objects.select_for_update().get(store=store, sku=sku)
+    if counted < stock.reserved:
+        raise Conflict(
+            _("%(counted)d counted, but %(reserved)d are reserved for orders or transfers.")
+            % {"counted": counted, "reserved": stock.reserved},
+            code="count_below_reserved",
+            details={"counted": [counted], "reserved": [stock.reserved]},
+        )
+    move = _apply_change(
+        store=store,
+        sku=sku,
+        kind=StockMove.Kind.COUNT,
+        on_hand_delta=counted - stock.on_hand,
+        reserved_delta=0,
+        condition=Q(),
+        actor=actor,
+        reason=reason,
+        reference="",
+    )
+    assert move is not None
+    return move
+
+
+@transaction.atomic
+def reserve_stock(
+    *,
+    store: Store,
+    lines: Iterable[StockLine],
+    reference: str,
+    actor: AbstractBaseUser | None = None,
+    reason: str = "",
+) -> list[StockMove]:
+    """Hold units for an order or a transfer: all lines or none (InsufficientStock)."""
+    moves = []
+    for line in _merged_lines(lines):
+        move = _apply_change(
+            store=store,
+            sku=line.sku,
+            kind=StockMove.Kind.RESERVE,
+            on_hand_delta=0,
+            reserved_delta=line.quantity,
+            condition=Q(on_hand__gte=F("reserved") + line.quantity),
+            actor=actor,
+            reason=reason,
+            reference=reference,
+        )
+        if move is None:
+            raise _shortage(store, line)
+        moves.append(move)
+    return moves
+
+
+def _take_reserved(
+    *,
+    store: Store,
+    lines: Iterable[StockLine],
+    reference: str,
+    actor: AbstractBaseUser | None,
+    reason: str,
+    kind: str,
+    consume: bool,
+) -> list[StockMove]:
+    moves = []
+    for line in _merged_lines(lines):
+        move = _apply_change(
+            store=store,
+            sku=line.sku,
+            kind=kind,
+            on_hand_delta=-line.quantity if consume else 0,
+            reserved_delta=-line.quantity,
+            condition=Q(reserved__gte=line.quantity),
+            actor=actor,
+            reason=reason,
+            reference=reference,
+        )
+        if move is None:
+            raise Conflict(
+                _("Fewer than %(qty)d of %(sku)s are reserved at %(store)s.")
+                % {"qty": line.quantity, "sku": line.sku.code, "store": store.name},
+                code="not_reserved",
+                details={"sku": [line.sku.code]},
+            )
+        moves.append(move)
+    return moves
+
+
+@transaction.atomic
+def release_stock(
+    *,
+    store: Store,
+    lines: Iterable[StockLine],
+    reference: str,
+    actor: AbstractBaseUser | None = None,
+    reason: str = "",
+) -> list[StockMove]:
+    """Give reserved units back to sale (an order cancelled or expired, a transfer cancelled)."""
+    return _take_reserved(
+        store=store,
+        lines=lines,
+        reference=reference,
+        actor=actor,
+        reason=reason,
+        kind=StockMove.Kind.RELEASE,
+        consume=False,
+    )
+
+
+@transaction.atomic
+def consume_reserved_stock(
+    *,
+    store: Store,
+    lines: Iterable[StockLine],
+    reference: str,
+    actor: AbstractBaseUser | None = None,
+    reason: str = "",
+) -> list[StockMove]:
+    """Hand reserved units over (picked up, delivered): they leave on-hand and reserved together."""
+    return _take_reserved(
+        store=store,
+        lines=lines,
+        reference=reference,
+        actor=actor,
+        reason=reason,
+        kind=StockMove.Kind.CONSUME,
+        consume=True,
+    )
+
+
+# --- Stock transfers ------------------------------------------------------------------------
+
+
+def _transfer_lines(transfer: StockTransfer) -> list[StockLine]:
+    return [StockLine(sku=line.sku, quantity=line.quantity) for line in transfer.lines.select_related("sku")]
+
+
+def _record_transfer_event(
+    transfer: StockTransfer, *, from_status: str, actor: AbstractBaseUser | None, reason: str
+) -> None:
+    StockTransferEvent.objects.create(
+        transfer=transfer,
+        from_status=from_status,
+        to_status=transfer.status,
+        actor=actor if getattr(actor, "is_authenticated", False) else None,
+        reason=reason[:255],
+    )
+
+
+@transaction.atomic
+def request_transfer(
+    *,
+    from_store: Store,
+    to_store: Store,
+    lines: Iterable[StockLine],
+    actor: AbstractBaseUser | None = None,
+    reference: str = "",
+    note: str = "",
+) -> StockTransfer:
+    """Ask one store to send goods to another; the goods are reserved at the source at once."""
+    if from_store.pk == to_store.pk:
+        raise ApplicationError(
+            _("A transfer needs two different stores."), code="same_store", details={"to_store": [to_store.code]}
+        )
+    merged = _merged_lines(lines)
+    transfer = StockTransfer.objects.create(
+        from_store=from_store,
+        to_store=to_store,
+        reference=reference[:64],
+        note=note[:255],
+        requested_by=actor if getattr(actor, "is_authenticated", False) else None,
+    )
+    StockTransferLine.objects.bulk_create(
+        [StockTransferLine(transfer=transfer, sku=line.sku, quantity=line.quantity) for line in merged]
+    )
+    reserve_stock(store=from_store, lines=merged, reference=f"transfer:{transfer.pk}", actor=actor, reason=note)
+    _record_transfer_event(transfer, from_status="", actor=actor, reason=note)
+    return transfer
+
+
+def _move_transfer(
+    transfer: StockTransfer, target: str, *, actor: AbstractBaseUser | None, reason: str
+) -> tuple[StockTransfer, str]:
+    """Lock the transfer, check the state table, and set the new state with its timestamp."""
+    locked = StockTransfer.objects.select_for_update().get(pk=transfer.pk)
+    source = locked.status
+    StockTransfer.MACHINE.check(source, target)
+    locked.status = target
+    stamp_field = {
+        StockTransfer.Status.SHIPPED: "shipped_at",
+        StockTransfer.Status.RECEIVED: "received_at",
+        StockTransfer.Status.CANCELLED: "cancelled_at",
+    }[target]
+    setattr(locked, stamp_field, timezone.now())
+    locked.save(update_fields=["status", stamp_field])
+    _record_transfer_event(locked, from_status=source, actor=actor, reason=reason)
+    return locked, source
+
+
+@transaction.atomic
+def ship_transfer(*, transfer: StockTransfer, actor: AbstractBaseUser | None = None, reason: str = "") -> StockTransfer:
+    """The source store sends the goods: they leave its on-hand stock (and its reservation)."""
+    locked, _source = _move_transfer(transfer, StockTransfer.Status.SHIPPED, actor=actor, reason=reason)
+    _take_reserved(
+        store=locked.from_store,
+        lines=_transfer_lines(locked),
+        reference=f"transfer:{locked.pk}",
+        actor=actor,
+        reason=reason,
+        kind=StockMove.Kind.TRANSFER_OUT,
+        consume=True,
+    )
+    return locked
+
+
+@transaction.atomic
+def receive_transfer(
+    *, transfer: StockTransfer, actor: AbstractBaseUser | None = None, reason: str = ""
+) -> StockTransfer:
+    """The destination store takes the goods in: they join its on-hand stock."""
+    locked, _source = _move_transfer(transfer, StockTransfer.Status.RECEIVED, actor=actor, reason=reason)
+    for line in _transfer_lines(locked):
+        receive_stock(
+            store=locked.to_store,
+            sku=line.sku,
+            quantity=line.quantity,
+            actor=actor,
+            reason=reason,
+            reference=f"transfer:{locked.pk}",
+            kind=StockMove.Kind.TRANSFER_IN,
+        )
+    return locked
+
+
+@transaction.atomic
+def cancel_transfer(
+    *, transfer: StockTransfer, actor: AbstractBaseUser | None = None, reason: str = ""
+) -> StockTransfer:
+    """Call off a transfer that has not shipped; its reserved goods return to sale at the source."""
+    locked, _source = _move_transfer(transfer, StockTransfer.Status.CANCELLED, actor=actor, reason=reason)
+    release_stock(
+        store=locked.from_store,
+        lines=_transfer_lines(locked),
+        reference=f"transfer:{locked.pk}",
+        actor=actor,
+        reason=reason,
+    )
+    return locked
+
+
+@transaction.atomic
+def set_store_price(*, store: Store, sku: SKU, price_fen: int | None) -> None:
+    """Set a store's own price for a SKU; None removes it, so HQ's price applies again."""
+    if price_fen is None:
+        StorePrice.objects.filter(store=store, sku=sku).delete()
+        return
+    if not isinstance(price_fen, int) or isinstance(price_fen, bool) or price_fen < 0:
+        raise ApplicationError(
+            _("A price is a whole number of fen, zero or more."),
+            code="invalid_price",
+            details={"price_fen": [str(price_fen)]},
+        )
+    StorePrice.objects.update_or_create(store=store, sku=sku, defaults={"price_fen": price_fen})

@@ -1,0 +1,7 @@
+"""The beat schedule: every periodic job of the system, in one place.
+
+Each entry names a thin, idempotent task in the app that owns the work. Deadline
+and expiry work runs as frequent sweepers over due rows, never as long ETA tasks.
+"""
+
+BEAT_SCHEDULE: dict[str, dict] = {}

@@ -1,0 +1,81 @@
+"""HQ's admin for stores, their hours and staff. Thin: validation lives in the models and services."""
+
+from django.contrib import admin
+from django.contrib.auth import get_user_model
+from django.contrib.auth.admin import UserAdmin
+from django.utils.translation import gettext_lazy as _
+
+from stores.models import OpeningHours, Staff, Store
+
+
+class OpeningHoursInline(admin.TabularInline):
+    model = OpeningHours
+    extra = 0
+
+
+class StaffInline(admin.TabularInline):
+    model = Staff
+    extra = 0
+    fields = ["staff_code", "display_name", "role", "user", "phone", "is_active"]
+    autocomplete_fields = ["user"]
+    show_change_link = True
+
+
+@admin.register(Store)
+class StoreAdmin(admin.ModelAdmin):
+    list_display = [
+        "code",
+        "name",
+        "kind",
+        "operation",
+        "city",
+        "district",
+        "offers_pickup",
+        "delivers",
+        "delivery_radius_km",
+        "is_active",
+    ]
+    list_filter = ["kind", "operation", "city", "is_active", "offers_pickup", "delivers"]
+    search_fields = ["code", "name", "address", "phone", "district"]
+    list_editable = []
+    inlines = [OpeningHoursInline, StaffInline]
+    fieldsets = [
+        (None, {"fields": ["code", "name", "kind", "operation", "is_active"]}),
+        (_("Address and contact"), {"fields": ["city", "district", "address", "phone", "email"]}),
+        (
+            _("Location and service"),
+            {
+                "fields": ["latitude", "longitude", "offers_pickup", "delivers", "delivery_radius_km"],
+                "description": _("Coordinates are GCJ-02, as shown by Amap or Tencent Maps (not GPS/WGS-84)."),
+            },
+        ),
+    ]
+
+
+@admin.register(Staff)
+class StaffAdmin(admin.ModelAdmin):
+    list_display = ["staff_code", "display_name", "store", "role", "user", "phone", "is_active"]
+    list_filter = ["role", "is_active", "store"]
+    search_fields = ["staff_code", "display_name", "phone", "user__username", "store__name", "store__code"]
+    autocomplete_fields = ["user", "store"]
+    list_select_related = ["store", "user"]
+
+
+class StaffOfUserInline(admin.StackedInline):
+    model = Staff
+    can_delete = False
+    fk_name = "user"
+    autocomplete_fields = ["store"]
+    extra = 0
+
+
+User = get_user_model()
+admin.site.unregister(User)
+
+
+@admin.register(User)
+class StoreAwareUserAdmin(UserAdmin):
+    inlines = [StaffOfUserInline]
+    list_display = ["username", "first_name", "last_name", "is_staff", "staff__store", "staff__role"]
+    list_select_related = ["staff__store"]
+    list_filter = [*UserAdmin.list_filter, "staff__role", "staff__store"]

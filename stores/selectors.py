@@ -1,0 +1,252 @@
+"""Reads of stores: the nearest-store search, opening hours, the store chooser."""
+
+import heapq
+import math
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal
+
+from django.conf import settings
+from django.db.models import Max, Q, QuerySet, prefetch_related_objects
+from django.utils import timezone
+from django.utils.translation import gettext as _
+
+from o2o.errors import ApplicationError
+from o2o.geo import Box, Point, bounding_box, distance_m, parse_point
+from stores.models import OpeningHours, Staff, Store
+
+_FIRST_SEARCH_RADIUS_M = 2_000.0
+_SEARCH_GROWTH = 4.0
+_WHOLE_EARTH_M = 20_100_000.0  # more than half the meridian: a box this wide holds every point
+# A spherical distance is within ±0.6 % of the geodesic one (the ellipsoid's flattening is
+# 0.34 %); a 1 % bound lets the cheap formula rule stores out without ever changing the result.
+_SPHERE_RADIUS_M = 6_371_008.8
+_SPHERE_ERROR = 0.01
+
+
+@dataclass(frozen=True)
+class NearbyStore:
+    store: Store
+    distance_m: float | None  # None when the list was not asked from a point
+    is_open: bool
+
+
+def is_open_at(store: Store, when: datetime) -> bool:
+    """Whether the store is open at `when`, by its weekly hours in the chain's time zone.
+
+    An interval that closes at or before it opens runs past midnight; one that opens
+    and closes at the same minute is open all day. No intervals: never open.
+    """
+    local = timezone.localtime(when)
+    weekday, now = local.weekday(), local.time()
+    yesterday = (weekday - 1) % 7
+    for hours in store.opening_hours.all():
+        overnight = hours.closes_at <= hours.opens_at
+        if hours.weekday == weekday:
+            if hours.opens_at == hours.closes_at:
+                return True
+            if overnight and now >= hours.opens_at:
+                return True
+            if not overnight and hours.opens_at <= now < hours.closes_at:
+                return True
+        elif hours.weekday == yesterday and overnight and hours.opens_at != hours.closes_at and now < hours.closes_at:
+            return True
+    return False
+
+
+def opening_hours_on(store: Store, day: datetime) -> list[OpeningHours]:
+    weekday = timezone.localtime(day).weekday()
+    return [hours for hours in store.opening_hours.all() if hours.weekday == weekday]
+
+
+def _validated_limit(limit: int) -> int:
+    maximum = settings.O2O_NEAREST_STORES_MAX
+    if not isinstance(limit, int) or not 1 <= limit <= maximum:
+        raise ApplicationError(
+            _("limit must be between 1 and %(max)s.") % {"max": maximum},
+            code="invalid_limit",
+            details={"limit": [_("Out of range.")]},
+        )
+    return limit
+
+
+def _box_filter(box: Box) -> Q:
+    # Round outward to the column's six decimals so a store on the edge is never lost.
+    def down(x: float) -> Decimal:
+        return Decimal(repr(x)).quantize(Decimal("0.000001"), rounding=ROUND_FLOOR)
+
+    def up(x: float) -> Decimal:
+        return Decimal(repr(x)).quantize(Decimal("0.000001"), rounding=ROUND_CEILING)
+
+    q = Q(latitude__gte=down(box.min_lat), latitude__lte=up(box.max_lat))
+    if box.covers_all_longitudes:
+        return q
+    if box.crosses_antimeridian:
+        return q & (Q(longitude__gte=down(box.min_lng)) | Q(longitude__lte=up(box.max_lng)))
+    return q & Q(longitude__gte=down(box.min_lng), longitude__lte=up(box.max_lng))
+
+
+def _sphere_distance_m(center: Point, lat: float, lng: float) -> float:
+    lat1, lat2 = math.radians(center.lat), math.radians(lat)
+    d_lat, d_lng = lat2 - lat1, math.radians(lng - center.lng)
+    h = math.sin(d_lat / 2) ** 2 + math.cos(lat1) * math.cos(lat2) * math.sin(d_lng / 2) ** 2
+    return 2 * _SPHERE_RADIUS_M * math.asin(min(1.0, math.sqrt(h)))
+
+
+def _rank(
+    center: Point, stores: list[Store], *, radius_m: float, limit: int, delivers_here: bool, open_at: datetime | None
+) -> list[tuple[float, int, Store]]:
+    """Exact geodesic ranking of the stores within radius_m that pass the filters.
+
+    Geodesic distances are slow to compute, so stores whose spherical lower bound
+    already puts them out of range, or behind the first `limit` upper bounds, are
+    skipped: they could not be in the answer.
+    """
+    rough = []
+    for store in stores:
+        d = _sphere_distance_m(center, float(store.latitude), float(store.longitude))
+        reach = min(radius_m, store.delivery_radius_m) if delivers_here else radius_m
+        if d * (1 - _SPHERE_ERROR) <= reach:
+            rough.append((d, store.pk, store))
+    rough.sort(key=lambda item: (item[0], item[1]))
+
+    ranked: list[tuple[float, int, Store]] = []
+    worst_kept: list[float] = []  # max-heap (negated) of the best `limit` exact distances so far
+    for d, pk, store in rough:
+        if len(worst_kept) == limit and d * (1 - _SPHERE_ERROR) > -worst_kept[0]:
+            break  # every later store is at least this far: none can enter the answer
+        exact = distance_m(center, store.point)
+        reach = min(radius_m, store.delivery_radius_m) if delivers_here else radius_m
+        if exact > reach:
+            continue
+        if open_at is not None and not is_open_at(store, open_at):
+            continue
+        ranked.append((exact, pk, store))
+        if len(worst_kept) < limit:
+            heapq.heappush(worst_kept, -exact)
+        elif exact < -worst_kept[0]:
+            heapq.heapreplace(worst_kept, -exact)
+    ranked.sort(key=lambda item: (item[0], item[1]))
+    return ranked[:limit]
+
+
+def nearest_stores(
+    lat: float | str,
+    lng: float | str,
+    *,
+    limit: int = 20,
+    within_m: float | None = None,
+    open_now: bool = False,
+    offers_pickup: bool = False,
+    delivers_here: bool = False,
+    at: datetime | None = None,
+    queryset: QuerySet[Store] | None = None,
+) -> list[NearbyStore]:
+    """Active stores ordered by geodesic distance from a GCJ-02 point, nearest first.
+
+    Filters: `within_m` (a search radius), `open_now` (by weekly hours at `at`,
+    default now), `offers_pickup`, and `delivers_here` (the point lies inside the
+    store's own delivery radius). Ties are broken by store id, so the order is
+    stable. Candidates come from an indexed bounding-box query that widens until
+    it holds `limit` stores or the whole earth; only they are ranked exactly.
+    """
+    center = parse_point(lat, lng)
+    limit = _validated_limit(limit)
+    if within_m is not None and (not math.isfinite(within_m) or within_m < 0):
+        raise ApplicationError(_("The search radius must be a positive number of metres."), code="invalid_radius")
+    when = at or timezone.now()
+
+    stores = (queryset if queryset is not None else Store.objects.all()).filter(is_active=True)
+    if offers_pickup:
+        stores = stores.filter(offers_pickup=True)
+    if delivers_here:
+        stores = stores.filter(delivers=True, delivery_radius_km__gt=0)
+        widest = stores.aggregate(widest=Max("delivery_radius_km"))["widest"]
+        if widest is None:
+            return []
+        within_m = min(within_m if within_m is not None else math.inf, float(widest) * 1000.0)
+    if open_now:
+        stores = stores.prefetch_related("opening_hours")
+
+    radius = within_m if within_m is not None else _FIRST_SEARCH_RADIUS_M
+    while True:
+        box = bounding_box(center, min(radius, _WHOLE_EARTH_M))
+        candidates = list(stores.filter(_box_filter(box)))
+        ranked = _rank(
+            center,
+            candidates,
+            radius_m=radius,
+            limit=limit,
+            delivers_here=delivers_here,
+            open_at=when if open_now else None,
+        )
+        if within_m is not None or len(ranked) >= limit or radius >= _WHOLE_EARTH_M:
+            break
+        radius *= _SEARCH_GROWTH
+
+    found = [store for _d, _pk, store in ranked]
+    if not open_now:
+        prefetch_related_objects(found, "opening_hours")
+    return [
+        NearbyStore(store=store, distance_m=d, is_open=open_now or is_open_at(store, when)) for d, _pk, store in ranked
+    ]
+
+
+def active_stores(
+    *, queryset: QuerySet[Store] | None = None, offers_pickup: bool = False, limit: int = 20, at: datetime | None = None
+) -> list[NearbyStore]:
+    """Active stores in code order with their open state, for lists asked without a point."""
+    limit = _validated_limit(limit)
+    stores = (queryset if queryset is not None else Store.objects.all()).filter(is_active=True)
+    if offers_pickup:
+        stores = stores.filter(offers_pickup=True)
+    when = at or timezone.now()
+    return [
+        NearbyStore(store=store, distance_m=None, is_open=is_open_at(store, when))
+        for store in stores.order_by("code").prefetch_related("opening_hours")[:limit]
+    ]
+
+
+def active_stores_by_city() -> dict[str, list[Store]]:
+    """The store chooser's data: active stores grouped by city, cities and stores in order."""
+    grouped: dict[str, list[Store]] = {}
+    for store in Store.objects.filter(is_active=True).order_by("city", "district", "name"):
+        grouped.setdefault(store.city, []).append(store)
+    return grouped
+
+
+def staff_for_user(user) -> Staff | None:
+    """The active staff record of a signed-in user, with its store, or None."""
+    if not getattr(user, "is_authenticated", False):
+        return None
+    return Staff.objects.select_related("store").filter(user=user, is_active=True, store__is_active=True).first()
+
+
+def next_opening(store: Store, after: datetime) -> datetime | None:
+    """When the store next opens after `after` (within a week), for "opens at 09:00" labels."""
+    local = timezone.localtime(after)
+    hours = list(store.opening_hours.all())
+    for day_offset in range(8):
+        day = (local + timedelta(days=day_offset)).date()
+        starts = sorted(h.opens_at for h in hours if h.weekday == day.weekday())
+        for opens in starts:
+            moment = timezone.make_aware(datetime.combine(day, opens), timezone.get_current_timezone())
+            if moment > local:
+                return moment
+    return None
+
+
+def stores_visible_to(user) -> QuerySet[Store]:
+    """The stores whose internal data (stock, orders) a signed-in user may see.
+
+    HQ accounts (Django staff) see every store; a store's staff see their own store
+    only; anyone else sees none.
+    """
+    if not getattr(user, "is_authenticated", False):
+        return Store.objects.none()
+    if user.is_staff or user.is_superuser:
+        return Store.objects.all()
+    staff = staff_for_user(user)
+    if staff is None:
+        return Store.objects.none()
+    return Store.objects.filter(pk=staff.store_id)

@@ -1,0 +1,77 @@
+"""Pages of the stores app: the mall's store finder and the clerk console's sign-in."""
+
+from django.conf import settings
+from django.contrib.auth import views as auth_views
+from django.contrib.auth.decorators import login_required
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.views.decorators.http import require_GET, require_POST
+
+from o2o.errors import ApplicationError
+from o2o.geo import amap_marker_url, format_distance, parse_point, wgs84_to_gcj02
+from stores.models import Store
+from stores.selectors import active_stores_by_city, nearest_stores, staff_for_user
+
+CHOSEN_STORE_SESSION_KEY = "mall_store_id"
+
+
+def chosen_store(request: HttpRequest) -> Store | None:
+    """The store the shopper chose in this browser, if it is still active."""
+    store_id = request.session.get(CHOSEN_STORE_SESSION_KEY)
+    if not store_id:
+        return None
+    return Store.objects.filter(pk=store_id, is_active=True).first()
+
+
+@require_GET
+def mall_home(request: HttpRequest) -> HttpResponse:
+    return render(
+        request,
+        "mall/home.html",
+        {"chosen_store": chosen_store(request), "cities": active_stores_by_city()},
+    )
+
+
+@require_GET
+def nearby_stores(request: HttpRequest) -> HttpResponse:
+    """The list of nearest stores for a position; browsers send WGS-84 and say so."""
+    try:
+        point = parse_point(request.GET.get("lat", ""), request.GET.get("lng", ""), field="position")
+    except ApplicationError as error:
+        return render(request, "mall/_nearby_error.html", {"error": error}, status=400)
+    if request.GET.get("coord", "gcj02") == "wgs84":
+        point = wgs84_to_gcj02(point)
+    rows = [
+        {
+            "store": found.store,
+            "is_open": found.is_open,
+            "distance_label": format_distance(found.distance_m),
+            "map_url": amap_marker_url(found.store.point, found.store.name),
+        }
+        for found in nearest_stores(point.lat, point.lng, limit=10)
+    ]
+    return render(request, "mall/_nearby.html", {"nearby": rows, "chosen_store": chosen_store(request)})
+
+
+@require_POST
+def choose_store(request: HttpRequest) -> HttpResponse:
+    store = get_object_or_404(Store, pk=request.POST.get("store_id") or 0, is_active=True)
+    request.session[CHOSEN_STORE_SESSION_KEY] = store.pk
+    return redirect("mall:home")
+
+
+class ConsoleLoginView(auth_views.LoginView):
+    template_name = "console/login.html"
+    redirect_authenticated_user = True
+
+
+class ConsoleLogoutView(auth_views.LogoutView):
+    next_page = settings.LOGOUT_REDIRECT_URL
+
+
+@login_required
+def console_home(request: HttpRequest) -> HttpResponse:
+    staff = staff_for_user(request.user)
+    if staff is None:
+        return render(request, "console/not_store_staff.html", status=403)
+    return redirect("console-stock:list")

@@ -1,0 +1,36 @@
+import pytest
+from django.conf import settings
+from django.db import connection
+
+
+def pytest_report_header(config):
+    from o2o import settings_test
+
+    engine = settings.DATABASES["default"]["ENGINE"].rsplit(".", 1)[-1]
+    lines = [f"o2o: database={engine} cache={settings.CACHES['default']['BACKEND'].rsplit('.', 1)[-1]}"]
+    return lines + [f"o2o: {note}" for note in settings_test.SERVICE_NOTES]
+
+
+def pytest_configure(config):
+    config.addinivalue_line("markers", "postgres: needs PostgreSQL (row locks, real concurrency); skipped on SQLite")
+    config.addinivalue_line("markers", "redis: needs Redis; skipped without it")
+    config.addinivalue_line("markers", "browser: drives headless Chromium; skipped when it is not installed")
+
+
+def pytest_collection_modifyitems(config, items):
+    on_postgres = connection.vendor == "postgresql"
+    has_redis = bool(settings.REDIS_URL)
+    for item in items:
+        if "postgres" in item.keywords and not on_postgres:
+            item.add_marker(pytest.mark.skip(reason="needs PostgreSQL; this run uses SQLite (see the header)"))
+        if "redis" in item.keywords and not has_redis:
+            item.add_marker(pytest.mark.skip(reason="needs Redis; none reachable (see the header)"))
+
+
+@pytest.fixture(autouse=True)
+def _english_messages(settings):
+    """Assertions read messages in English unless a test switches language itself."""
+    from django.utils import translation
+
+    with translation.override("en"):
+        yield
