@@ -8,6 +8,7 @@ from rest_framework.permissions import AllowAny, IsAuthenticated
 from rest_framework.response import Response
 
 from inventory.api.serializers import ProductSerializer, StockSerializer
+from inventory.models import Product, Stock
 from inventory.selectors import active_products, prices_at, search_products, stock_rows
 from o2o.errors import NotFound
 from stores.models import Store
@@ -28,6 +29,7 @@ class ProductListApi(GenericAPIView):
 
     permission_classes = [AllowAny]
     serializer_class = ProductSerializer
+    queryset = Product.objects.none()  # for the schema; rows come from the selector
 
     class FilterSerializer(serializers.Serializer):
         q = serializers.CharField(required=False, max_length=100)
@@ -70,6 +72,7 @@ class StockListApi(GenericAPIView):
 
     permission_classes = [IsAuthenticated]
     serializer_class = StockSerializer
+    queryset = Stock.objects.none()  # for the schema; rows come from the selector
 
     class FilterSerializer(serializers.Serializer):
         store = serializers.CharField(required=False, max_length=32, help_text="store code")
