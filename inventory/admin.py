@@ -326,6 +326,7 @@ def _transfer_action(service, verb: str, past: str):
             )
 
     action.short_description = verb
+    action.allowed_permissions = ("change",)
     action.__name__ = f"{service.__name__}_action"
     return action
 
