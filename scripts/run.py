@@ -22,7 +22,7 @@ def main() -> None:
     from django.core.management import call_command
 
     django.setup()
-    for folder in ("celery/queue", "celery/processed", "media"):
+    for folder in ("celery/queue", "celery/processed", "celery/control", "media"):
         (settings.VAR_DIR / folder).mkdir(parents=True, exist_ok=True)
 
     call_command("migrate", interactive=False, verbosity=0)
