@@ -14,7 +14,7 @@ from decimal import Decimal, InvalidOperation
 from urllib.parse import urlencode
 
 from django.utils.translation import gettext as _
-from geopy.distance import geodesic
+from geographiclib.geodesic import Geodesic
 
 from o2o.errors import ApplicationError
 
@@ -73,9 +73,16 @@ def parse_point_pair(text: str, *, field: str = "near") -> Point:
     return parse_point(parts[0], parts[1], field=field)
 
 
+_WGS84 = Geodesic.WGS84
+
+
 def distance_m(a: Point, b: Point) -> float:
-    """Geodesic distance in metres on the WGS-84 ellipsoid (Karney's algorithm)."""
-    return geodesic((a.lat, a.lng), (b.lat, b.lng)).meters
+    """Geodesic distance in metres on the WGS-84 ellipsoid (Karney's algorithm).
+
+    geographiclib is what geopy's `geodesic` runs; calling it directly skips
+    building a new ellipsoid object per call, with the same result.
+    """
+    return _WGS84.Inverse(a.lat, a.lng, b.lat, b.lng, Geodesic.DISTANCE)["s12"]
 
 
 @dataclass(frozen=True)

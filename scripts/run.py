@@ -56,7 +56,7 @@ def main() -> None:
     os.environ["PATH"] = venv_bin + os.pathsep + os.environ.get("PATH", "")
     honcho = str(Path(venv_bin) / "honcho")
     # honcho gives the first process (web) PORT itself.
-    os.execv(honcho, [honcho, "start", "--procfile", "Procfile", "--port", port])
+    os.execv(honcho, [honcho, "start", "--procfile", "Procfile", "--port", port])  # noqa: S606 - fixed argv
 
 
 if __name__ == "__main__":

@@ -2,12 +2,13 @@
 
 import heapq
 import math
+from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime, time, timedelta
 from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal
 
 from django.conf import settings
-from django.db.models import Max, Q, QuerySet, prefetch_related_objects
+from django.db.models import Max, Q, QuerySet
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
@@ -15,13 +16,16 @@ from o2o.errors import ApplicationError
 from o2o.geo import Box, Point, bounding_box, distance_m, parse_point
 from stores.models import OpeningHours, Staff, Store
 
-_FIRST_SEARCH_RADIUS_M = 2_000.0
-_SEARCH_GROWTH = 4.0
+_FIRST_SEARCH_RADIUS_M = 4_000.0
+_MAX_GROWTH = 4.0
 _WHOLE_EARTH_M = 20_100_000.0  # more than half the meridian: a box this wide holds every point
 # A spherical distance is within ±0.6 % of the geodesic one (the ellipsoid's flattening is
 # 0.34 %); a 1 % bound lets the cheap formula rule stores out without ever changing the result.
 _SPHERE_RADIUS_M = 6_371_008.8
 _SPHERE_ERROR = 0.01
+# Plus an absolute metre, so that rounding at zero distance (two stores at one pole) never
+# rules out a store the geodesic puts exactly at the limit.
+_SPHERE_SLACK_M = 1.0
 
 
 @dataclass(frozen=True)
@@ -29,10 +33,15 @@ class NearbyStore:
     store: Store
     distance_m: float | None  # None when the list was not asked from a point
     is_open: bool
+    opening_hours: tuple["Interval", ...] = ()  # sorted by weekday and opening time
 
 
-def is_open_at(store: Store, when: datetime) -> bool:
-    """Whether the store is open at `when`, by its weekly hours in the chain's time zone.
+# A weekly opening interval as plain values: (weekday, opens_at, closes_at).
+Interval = tuple[int, time, time]
+
+
+def is_open_during(intervals: Iterable[Interval], when: datetime) -> bool:
+    """Whether weekly `intervals` are open at `when`, in the chain's time zone.
 
     An interval that closes at or before it opens runs past midnight; one that opens
     and closes at the same minute is open all day. No intervals: never open.
@@ -40,18 +49,37 @@ def is_open_at(store: Store, when: datetime) -> bool:
     local = timezone.localtime(when)
     weekday, now = local.weekday(), local.time()
     yesterday = (weekday - 1) % 7
-    for hours in store.opening_hours.all():
-        overnight = hours.closes_at <= hours.opens_at
-        if hours.weekday == weekday:
-            if hours.opens_at == hours.closes_at:
+    for day, opens, closes in intervals:
+        if day == weekday:
+            if opens == closes:
                 return True
-            if overnight and now >= hours.opens_at:
+            if closes < opens and now >= opens:
                 return True
-            if not overnight and hours.opens_at <= now < hours.closes_at:
+            if opens < closes and opens <= now < closes:
                 return True
-        elif hours.weekday == yesterday and overnight and hours.opens_at != hours.closes_at and now < hours.closes_at:
+        elif day == yesterday and closes < opens and now < closes:
             return True
     return False
+
+
+def is_open_at(store: Store, when: datetime) -> bool:
+    """Whether the store is open at `when` by its weekly hours (see `is_open_during`)."""
+    return is_open_during(((h.weekday, h.opens_at, h.closes_at) for h in store.opening_hours.all()), when)
+
+
+def _intervals_of(store_ids: Iterable[int]) -> dict[int, list[Interval]]:
+    """Opening intervals of many stores in one light query (no model instances)."""
+    intervals: dict[int, list[Interval]] = {}
+    rows = (
+        OpeningHours.objects.filter(store_id__in=list(store_ids))
+        .order_by()
+        .values_list("store_id", "weekday", "opens_at", "closes_at")
+    )
+    for store_id, day, opens, closes in rows:
+        intervals.setdefault(store_id, []).append((day, opens, closes))
+    for store_intervals in intervals.values():
+        store_intervals.sort()
+    return intervals
 
 
 def opening_hours_on(store: Store, day: datetime) -> list[OpeningHours]:
@@ -93,40 +121,56 @@ def _sphere_distance_m(center: Point, lat: float, lng: float) -> float:
     return 2 * _SPHERE_RADIUS_M * math.asin(min(1.0, math.sqrt(h)))
 
 
-def _rank(
-    center: Point, stores: list[Store], *, radius_m: float, limit: int, delivers_here: bool, open_at: datetime | None
-) -> list[tuple[float, int, Store]]:
-    """Exact geodesic ranking of the stores within radius_m that pass the filters.
+def _lower_bound(sphere_distance_m: float) -> float:
+    """The least the geodesic distance can be, given the spherical one."""
+    return sphere_distance_m * (1 - _SPHERE_ERROR) - _SPHERE_SLACK_M
 
-    Geodesic distances are slow to compute, so stores whose spherical lower bound
-    already puts them out of range, or behind the first `limit` upper bounds, are
-    skipped: they could not be in the answer.
+
+# A candidate as the box query returns it: (pk, latitude, longitude, delivery radius in km).
+_Candidate = tuple[int, Decimal, Decimal, Decimal]
+
+
+def _rank(
+    center: Point,
+    candidates: list[_Candidate],
+    *,
+    radius_m: float,
+    limit: int,
+    delivers_here: bool,
+    open_at: datetime | None,
+) -> list[tuple[float, int]]:
+    """Exact geodesic ranking, as (distance, pk), of the candidates within reach.
+
+    Geodesic distances are slow to compute, so candidates whose spherical lower
+    bound already puts them out of reach, or behind the first `limit` exact
+    distances, are skipped: they could not be in the answer.
     """
     rough = []
-    for store in stores:
-        d = _sphere_distance_m(center, float(store.latitude), float(store.longitude))
-        reach = min(radius_m, store.delivery_radius_m) if delivers_here else radius_m
-        if d * (1 - _SPHERE_ERROR) <= reach:
-            rough.append((d, store.pk, store))
+    for pk, lat, lng, radius_km in candidates:
+        lat_f, lng_f = float(lat), float(lng)
+        reach = min(radius_m, float(radius_km) * 1000.0) if delivers_here else radius_m
+        d = _sphere_distance_m(center, lat_f, lng_f)
+        if _lower_bound(d) <= reach:
+            rough.append((d, pk, lat_f, lng_f, reach))
     rough.sort(key=lambda item: (item[0], item[1]))
+    hours = _intervals_of(item[1] for item in rough) if open_at is not None else {}
 
-    ranked: list[tuple[float, int, Store]] = []
-    worst_kept: list[float] = []  # max-heap (negated) of the best `limit` exact distances so far
-    for d, pk, store in rough:
-        if len(worst_kept) == limit and d * (1 - _SPHERE_ERROR) > -worst_kept[0]:
-            break  # every later store is at least this far: none can enter the answer
-        exact = distance_m(center, store.point)
-        reach = min(radius_m, store.delivery_radius_m) if delivers_here else radius_m
+    ranked: list[tuple[float, int]] = []
+    best: list[float] = []  # max-heap (negated) of the best `limit` exact distances so far
+    for d, pk, lat, lng, reach in rough:
+        if len(best) == limit and _lower_bound(d) > -best[0]:
+            break  # every later candidate is at least this far: none can enter the answer
+        exact = distance_m(center, Point(lat, lng))
         if exact > reach:
             continue
-        if open_at is not None and not is_open_at(store, open_at):
+        if open_at is not None and not is_open_during(hours.get(pk, ()), open_at):
             continue
-        ranked.append((exact, pk, store))
-        if len(worst_kept) < limit:
-            heapq.heappush(worst_kept, -exact)
-        elif exact < -worst_kept[0]:
-            heapq.heapreplace(worst_kept, -exact)
-    ranked.sort(key=lambda item: (item[0], item[1]))
+        ranked.append((exact, pk))
+        if len(best) < limit:
+            heapq.heappush(best, -exact)
+        elif exact < -best[0]:
+            heapq.heapreplace(best, -exact)
+    ranked.sort()
     return ranked[:limit]
 
 
@@ -134,7 +178,7 @@ def nearest_stores(
     lat: float | str,
     lng: float | str,
     *,
-    limit: int = 20,
+    limit: int = 10,
     within_m: float | None = None,
     open_now: bool = False,
     offers_pickup: bool = False,
@@ -148,7 +192,8 @@ def nearest_stores(
     default now), `offers_pickup`, and `delivers_here` (the point lies inside the
     store's own delivery radius). Ties are broken by store id, so the order is
     stable. Candidates come from an indexed bounding-box query that widens until
-    it holds `limit` stores or the whole earth; only they are ranked exactly.
+    it holds `limit` stores or the whole earth; only their coordinates are read,
+    and only the winners are loaded as stores, with their open state.
     """
     center = parse_point(lat, lng)
     limit = _validated_limit(limit)
@@ -156,7 +201,7 @@ def nearest_stores(
         raise ApplicationError(_("The search radius must be a positive number of metres."), code="invalid_radius")
     when = at or timezone.now()
 
-    stores = (queryset if queryset is not None else Store.objects.all()).filter(is_active=True)
+    stores = (queryset if queryset is not None else Store.objects.all()).filter(is_active=True).order_by()
     if offers_pickup:
         stores = stores.filter(offers_pickup=True)
     if delivers_here:
@@ -165,16 +210,14 @@ def nearest_stores(
         if widest is None:
             return []
         within_m = min(within_m if within_m is not None else math.inf, float(widest) * 1000.0)
-    if open_now:
-        stores = stores.prefetch_related("opening_hours")
+    columns = stores.values_list("pk", "latitude", "longitude", "delivery_radius_km")
 
     radius = within_m if within_m is not None else _FIRST_SEARCH_RADIUS_M
     while True:
         box = bounding_box(center, min(radius, _WHOLE_EARTH_M))
-        candidates = list(stores.filter(_box_filter(box)))
         ranked = _rank(
             center,
-            candidates,
+            list(columns.filter(_box_filter(box))),
             radius_m=radius,
             limit=limit,
             delivers_here=delivers_here,
@@ -182,14 +225,28 @@ def nearest_stores(
         )
         if within_m is not None or len(ranked) >= limit or radius >= _WHOLE_EARTH_M:
             break
-        radius *= _SEARCH_GROWTH
+        radius *= _growth(found=len(ranked), wanted=limit)
 
-    found = [store for _d, _pk, store in ranked]
-    if not open_now:
-        prefetch_related_objects(found, "opening_hours")
-    return [
-        NearbyStore(store=store, distance_m=d, is_open=open_now or is_open_at(store, when)) for d, _pk, store in ranked
-    ]
+    if not ranked:
+        return []
+    ids = [pk for _d, pk in ranked]
+    winners = Store.objects.in_bulk(ids)
+    hours = _intervals_of(ids)
+    return [_nearby(winners[pk], d, hours.get(pk, []), when) for d, pk in ranked]
+
+
+def _nearby(store: Store, distance: float | None, intervals: list[Interval], when: datetime) -> NearbyStore:
+    return NearbyStore(
+        store=store, distance_m=distance, is_open=is_open_during(intervals, when), opening_hours=tuple(intervals)
+    )
+
+
+def _growth(*, found: int, wanted: int) -> float:
+    """How much to widen the search box: by the store density seen so far, 1.5× to 4×."""
+    if found == 0:
+        return _MAX_GROWTH
+    # Stores grow with the area, i.e. the square of the radius; aim a little past `wanted`.
+    return min(_MAX_GROWTH, max(1.5, 1.3 * math.sqrt(wanted / found)))
 
 
 def active_stores(
@@ -200,11 +257,10 @@ def active_stores(
     stores = (queryset if queryset is not None else Store.objects.all()).filter(is_active=True)
     if offers_pickup:
         stores = stores.filter(offers_pickup=True)
+    found = list(stores.order_by("code")[:limit])
+    hours = _intervals_of(store.pk for store in found)
     when = at or timezone.now()
-    return [
-        NearbyStore(store=store, distance_m=None, is_open=is_open_at(store, when))
-        for store in stores.order_by("code").prefetch_related("opening_hours")[:limit]
-    ]
+    return [_nearby(store, None, hours.get(store.pk, []), when) for store in found]
 
 
 def active_stores_by_city() -> dict[str, list[Store]]:

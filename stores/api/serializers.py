@@ -1,3 +1,4 @@
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from o2o.geo import amap_marker_url
@@ -11,7 +12,9 @@ class OpeningHoursSerializer(serializers.ModelSerializer):
 
 
 class StoreSerializer(serializers.ModelSerializer):
-    opening_hours = OpeningHoursSerializer(many=True, read_only=True)
+    """A store; its weekly hours come from `context["opening_hours"]` when the caller has them."""
+
+    opening_hours = serializers.SerializerMethodField()
     map_url = serializers.SerializerMethodField()
 
     class Meta:
@@ -35,6 +38,16 @@ class StoreSerializer(serializers.ModelSerializer):
             "map_url",
         ]
 
+    @extend_schema_field(OpeningHoursSerializer(many=True))
+    def get_opening_hours(self, store: Store) -> list[dict]:
+        intervals = self.context.get("opening_hours", {}).get(store.pk)
+        if intervals is None:
+            intervals = [(h.weekday, h.opens_at, h.closes_at) for h in store.opening_hours.all()]
+        return [
+            {"weekday": day, "opens_at": opens.isoformat(), "closes_at": closes.isoformat()}
+            for day, opens, closes in intervals
+        ]
+
     def get_map_url(self, store: Store) -> str:
         return amap_marker_url(store.point, store.name)
 
@@ -48,7 +61,9 @@ class NearbyStoreSerializer(serializers.Serializer):
 
     def to_representation(self, nearby):
         return {
-            "store": StoreSerializer(nearby.store, context=self.context).data,
+            "store": StoreSerializer(
+                nearby.store, context={**self.context, "opening_hours": {nearby.store.pk: nearby.opening_hours}}
+            ).data,
             "distance_m": None if nearby.distance_m is None else round(nearby.distance_m),
             "is_open": nearby.is_open,
         }

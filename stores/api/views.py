@@ -28,7 +28,7 @@ class StoreListApi(APIView):
         offers_pickup = serializers.BooleanField(default=False)
         delivers_here = serializers.BooleanField(default=False)
         city = serializers.CharField(required=False)
-        limit = serializers.IntegerField(default=20, min_value=1, max_value=100)
+        limit = serializers.IntegerField(default=10, min_value=1, max_value=100)
 
         def validate(self, attrs):
             near_only = ("within_m", "open_now", "delivers_here")
