@@ -143,6 +143,19 @@ class Stock(models.Model):
         return self.available <= self.low_stock_threshold
 
 
+class AppendOnlyQuerySet(models.QuerySet):
+    """A ledger's rows are written once: bulk updates and deletes are refused too."""
+
+    def update(self, **kwargs):
+        raise ValueError(f"{self.model.__name__} rows are append-only.")
+
+    def delete(self):
+        raise ValueError(f"{self.model.__name__} rows are append-only.")
+
+    def _raw_delete(self, using):
+        raise ValueError(f"{self.model.__name__} rows are append-only.")
+
+
 class StockMove(models.Model):
     """One change of one stock row, never edited or deleted: the stock's history and proof.
 
@@ -179,6 +192,8 @@ class StockMove(models.Model):
         verbose_name=_("by"),
     )
     created_at = models.DateTimeField(_("at"), auto_now_add=True, db_index=True)
+
+    objects = AppendOnlyQuerySet.as_manager()
 
     class Meta:
         verbose_name = _("stock move")

@@ -15,6 +15,8 @@ def pytest_configure(config):
     config.addinivalue_line("markers", "postgres: needs PostgreSQL (row locks, real concurrency); skipped on SQLite")
     config.addinivalue_line("markers", "redis: needs Redis; skipped without it")
     config.addinivalue_line("markers", "browser: drives headless Chromium; skipped when it is not installed")
+    # whitenoise warns that collectstatic has not run; tests never serve static files.
+    config.addinivalue_line("filterwarnings", "ignore:No directory at:UserWarning")
 
 
 def pytest_collection_modifyitems(config, items):
@@ -34,3 +36,26 @@ def _english_messages(settings):
 
     with translation.override("en"):
         yield
+
+
+@pytest.fixture
+def api_client():
+    from rest_framework.test import APIClient
+
+    return APIClient()
+
+
+@pytest.fixture
+def hq_user(db):
+    """An HQ account: Django staff (not a superuser), no store of its own."""
+    from tests.factories import UserFactory
+
+    return UserFactory(username="hq", is_staff=True)
+
+
+@pytest.fixture
+def clerk(db):
+    """A clerk of one store (their Staff row; the user is clerk.user)."""
+    from tests.factories import StaffFactory, StoreFactory, UserFactory
+
+    return StaffFactory(store=StoreFactory(code="WS", name="文三路店"), user=UserFactory(username="ws-clerk"))

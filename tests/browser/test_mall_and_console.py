@@ -32,9 +32,7 @@ def test_mall_lists_the_nearest_store_first_from_the_browser_position(live_serve
     shopper_gcj = wgs84_to_gcj02(shopper_wgs)
     _store_near(shopper_gcj, north_m=2500, name="远店", code="FAR")
     _store_near(shopper_gcj, north_m=300, name="近店", code="NEAR")
-    page = phone(
-        geolocation={"latitude": shopper_wgs.lat, "longitude": shopper_wgs.lng}, permissions=["geolocation"]
-    )
+    page = phone(geolocation={"latitude": shopper_wgs.lat, "longitude": shopper_wgs.lng}, permissions=["geolocation"])
 
     # When they open the mall
     page.goto(f"{live_server.url}/mall/")
