@@ -6,6 +6,7 @@ screens call inventory.services, which write the StockMove ledger.
 
 import csv
 
+from django.conf import settings
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
 from django.db.models import F
@@ -31,9 +32,11 @@ from inventory.models import (
     StockTransferLine,
     StorePrice,
 )
-from inventory.selectors import stock_of_sku
+from inventory.selectors import prices_at, stock_of_sku
 from o2o.errors import ApplicationError
 from o2o.money import format_yuan
+from o2o.qr import qr_svg
+from stores.models import Store
 
 
 class ReadOnlyAdminMixin:
@@ -101,6 +104,34 @@ class SkuAdmin(admin.ModelAdmin):
     @admin.display(description=_("price"), ordering="price_fen")
     def price(self, sku: SKU) -> str:
         return format_yuan(sku.price_fen)
+
+    def get_urls(self):
+        sheet = path("qr-sheet/", self.admin_site.admin_view(self.qr_sheet_view), name="inventory_sku_qr_sheet")
+        return [sheet, *super().get_urls()]
+
+    def qr_sheet_view(self, request: HttpRequest) -> HttpResponse:
+        """A printable sheet of every active SKU's QR code for one store's shelves.
+
+        Scanning one opens the product with that store chosen, so paying gives a pickup order there.
+        """
+        stores = Store.objects.filter(is_active=True).order_by("code")
+        store = stores.filter(pk=request.GET.get("store") or 0).first()
+        labels = []
+        if store is not None:
+            skus = SKU.objects.filter(is_active=True, product__is_active=True).select_related("product")
+            prices = prices_at(store, skus)
+            for sku in skus.order_by("product__category__sort_order", "code"):
+                url = settings.O2O_PUBLIC_URL + reverse("members:product-entry", args=[sku.code, store.code])
+                labels.append({"sku": sku, "price": format_yuan(prices[sku.pk]), "qr": qr_svg(url, box_size=4)})
+        context = {
+            **self.admin_site.each_context(request),
+            "opts": self.model._meta,
+            "title": gettext("Product QR codes for a store"),
+            "stores": stores,
+            "store": store,
+            "labels": labels,
+        }
+        return render(request, "admin/inventory/sku/qr_sheet.html", context)
 
     @admin.display(description=_("stock in every store"))
     def stock_in_every_store(self, sku: SKU) -> str:

@@ -1,6 +1,7 @@
 """Reads of the catalog and stock."""
 
 from collections.abc import Iterable
+from dataclasses import dataclass
 
 from django.db.models import Exists, F, OuterRef, Q, QuerySet, Sum
 
@@ -95,3 +96,49 @@ def open_transfers(*, store: Store | None = None) -> QuerySet[StockTransfer]:
     if store is not None:
         transfers = transfers.filter(Q(from_store=store) | Q(to_store=store))
     return transfers
+
+
+@dataclass(frozen=True)
+class Availability:
+    """What a shopper is told about one SKU at one store."""
+
+    available: int
+    state: str  # "in_stock", "low", "out"
+
+    @property
+    def in_stock(self) -> bool:
+        return self.available > 0
+
+
+def availability_at(store: Store | None, skus: Iterable[SKU]) -> dict[int, Availability]:
+    """Each SKU's availability at a store: in stock, only a few left (at or under the threshold), or out."""
+    skus = list(skus)
+    rows = {}
+    if store is not None and skus:
+        rows = {
+            row.sku_id: row
+            for row in Stock.objects.filter(store=store, sku__in=[sku.pk for sku in skus]).only(
+                "sku_id", "on_hand", "reserved", "low_stock_threshold"
+            )
+        }
+    result = {}
+    for sku in skus:
+        row = rows.get(sku.pk)
+        available = row.available if row else 0
+        if available <= 0:
+            state = "out"
+        elif available <= row.low_stock_threshold:
+            state = "low"
+        else:
+            state = "in_stock"
+        result[sku.pk] = Availability(available=max(available, 0), state=state)
+    return result
+
+
+def stores_with_stock_query(sku: SKU, *, quantity: int = 1) -> QuerySet[Store]:
+    """Active stores that can sell `quantity` of the SKU now (to hand to nearest_stores)."""
+    return Store.objects.filter(
+        is_active=True,
+        stock__sku=sku,
+        stock__on_hand__gte=F("stock__reserved") + quantity,
+    )

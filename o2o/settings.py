@@ -50,6 +50,7 @@ INSTALLED_APPS = [
     # The project's apps, in their dependency order (each may import only those above it).
     "stores",
     "inventory",
+    "members",
     "integrations",
 ]
 
@@ -82,6 +83,7 @@ TEMPLATES = [
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
                 "o2o.context_processors.chain",
+                "members.context_processors.member",
             ],
         },
     },
@@ -208,7 +210,22 @@ LOGGING = {
     "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
 }
 
+# WeChat official account (web sign-in, JS-SDK) and WeChat Pay API v3. Unset: the demo's
+# development sign-in and payment stand in (only with DJANGO_DEBUG=1).
+WECHAT_APP_ID = env.str("WECHAT_APP_ID", default="")
+WECHAT_APP_SECRET = env.str("WECHAT_APP_SECRET", default="")
+WECHAT_PAY_MCH_ID = env.str("WECHAT_PAY_MCH_ID", default="")
+WECHAT_PAY_PRIVATE_KEY = env.str("WECHAT_PAY_PRIVATE_KEY", default="", multiline=True)
+WECHAT_PAY_CERT_SERIAL_NO = env.str("WECHAT_PAY_CERT_SERIAL_NO", default="")
+WECHAT_PAY_APIV3_KEY = env.str("WECHAT_PAY_APIV3_KEY", default="")
+WECHAT_PAY_PUBLIC_KEY = env.str("WECHAT_PAY_PUBLIC_KEY", default="", multiline=True)
+WECHAT_PAY_PUBLIC_KEY_ID = env.str("WECHAT_PAY_PUBLIC_KEY_ID", default="")
+WECHAT_PAY_NOTIFY_URL = env.str("WECHAT_PAY_NOTIFY_URL", default="")
+O2O_DEVELOPMENT_PAYMENTS = env.bool("O2O_DEVELOPMENT_PAYMENTS", default=DEBUG)
+
 # Business settings that HQ sets per deployment.
 O2O_CHAIN_NAME = env.str("O2O_CHAIN_NAME", default="贝恩母婴")
+# The mall's public address: printed QR codes (stores, products, guides) point here.
+O2O_PUBLIC_URL = env.str("O2O_PUBLIC_URL", default="http://localhost:8000").rstrip("/")
 O2O_NEAREST_STORES_MAX = 100  # the most stores one nearest-store query returns
 O2O_MAX_DELIVERY_RADIUS_KM = 50  # also a database constraint on Store

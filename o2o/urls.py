@@ -17,6 +17,8 @@ urlpatterns = [
     path("i18n/", include("django.conf.urls.i18n")),
     path("admin/", admin.site.urls),
     path("mall/", include("stores.urls_mall")),
+    path("mall/", include("members.urls_mall")),
+    path("mall/products/", include("inventory.urls_mall")),
     path("console/", include("stores.urls_console")),
     path("console/stock/", include("inventory.urls_console")),
     path("api/v1/", include(api_v1)),

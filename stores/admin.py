@@ -1,10 +1,14 @@
 """HQ's admin for stores, their hours and staff. Thin: validation lives in the models and services."""
 
+from django.conf import settings
 from django.contrib import admin
 from django.contrib.auth import get_user_model
 from django.contrib.auth.admin import UserAdmin
+from django.urls import reverse
+from django.utils.html import format_html
 from django.utils.translation import gettext_lazy as _
 
+from o2o.qr import qr_svg
 from stores.models import OpeningHours, Staff, Store
 
 
@@ -39,6 +43,7 @@ class StoreAdmin(admin.ModelAdmin):
     search_fields = ["code", "name", "address", "phone", "district"]
     list_editable = []
     inlines = [OpeningHoursInline, StaffInline]
+    readonly_fields = ["entry_qr"]
     fieldsets = [
         (None, {"fields": ["code", "name", "kind", "operation", "is_active"]}),
         (_("Address and contact"), {"fields": ["city", "district", "address", "phone", "email"]}),
@@ -49,7 +54,16 @@ class StoreAdmin(admin.ModelAdmin):
                 "description": _("Coordinates are GCJ-02, as shown by Amap or Tencent Maps (not GPS/WGS-84)."),
             },
         ),
+        (_("Store QR code"), {"fields": ["entry_qr"]}),
     ]
+
+    @admin.display(description=_("store QR code"))
+    def entry_qr(self, store: Store) -> str:
+        """The poster code for the store's door and counter: it opens the mall with this store chosen."""
+        if not store.pk:
+            return "—"
+        url = settings.O2O_PUBLIC_URL + reverse("members:store-entry", args=[store.code])
+        return format_html('<div style="width:160px">{}</div><div>{}</div>', qr_svg(url, box_size=4), url)
 
 
 @admin.register(Staff)

@@ -5,22 +5,15 @@ from django.contrib.auth import views as auth_views
 from django.contrib.auth.decorators import login_required
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
+from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_GET, require_POST
 
 from o2o.errors import ApplicationError
 from o2o.geo import amap_marker_url, format_distance, parse_point, wgs84_to_gcj02
 from stores.models import Store
 from stores.selectors import active_stores_by_city, nearest_stores, staff_for_user
-
-CHOSEN_STORE_SESSION_KEY = "mall_store_id"
-
-
-def chosen_store(request: HttpRequest) -> Store | None:
-    """The store the shopper chose in this browser, if it is still active."""
-    store_id = request.session.get(CHOSEN_STORE_SESSION_KEY)
-    if not store_id:
-        return None
-    return Store.objects.filter(pk=store_id, is_active=True).first()
+from stores.session import choose_store as choose_store_in_session
+from stores.session import chosen_store
 
 
 @require_GET
@@ -56,7 +49,10 @@ def nearby_stores(request: HttpRequest) -> HttpResponse:
 @require_POST
 def choose_store(request: HttpRequest) -> HttpResponse:
     store = get_object_or_404(Store, pk=request.POST.get("store_id") or 0, is_active=True)
-    request.session[CHOSEN_STORE_SESSION_KEY] = store.pk
+    choose_store_in_session(request, store)
+    next_url = request.POST.get("next", "")
+    if next_url and url_has_allowed_host_and_scheme(next_url, allowed_hosts={request.get_host()}):
+        return redirect(next_url)
     return redirect("mall:home")
 
 

@@ -42,7 +42,15 @@ def _english_messages(settings):
 def api_client():
     from rest_framework.test import APIClient
 
-    return APIClient()
+    return APIClient(HTTP_ACCEPT_LANGUAGE="en")
+
+
+@pytest.fixture
+def client():
+    """pytest-django's client, asking for English so assertions read one language (zh-hans is the default)."""
+    from django.test import Client
+
+    return Client(HTTP_ACCEPT_LANGUAGE="en")
 
 
 @pytest.fixture
@@ -59,3 +67,13 @@ def clerk(db):
     from tests.factories import StaffFactory, StoreFactory, UserFactory
 
     return StaffFactory(store=StoreFactory(code="WS", name="文三路店"), user=UserFactory(username="ws-clerk"))
+
+
+@pytest.fixture
+def admin_client(db, admin_user):
+    """pytest-django's admin client, in English like `client`."""
+    from django.test import Client
+
+    client = Client(HTTP_ACCEPT_LANGUAGE="en")
+    client.force_login(admin_user)
+    return client

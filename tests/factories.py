@@ -95,3 +95,12 @@ class StockFactory(factory.django.DjangoModelFactory):
 
     store = factory.SubFactory(StoreFactory)
     sku = factory.SubFactory(SkuFactory)
+
+
+class MemberFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = "members.Member"
+
+    openid = factory.Sequence(lambda n: f"openid-{n:06d}")
+    nickname = factory.Sequence(lambda n: f"会员{n}")
+    phone = factory.Sequence(lambda n: f"+86139{n:08d}")

@@ -16,6 +16,7 @@ from o2o.geo import Point, wgs84_to_gcj02
 from stores.services import set_opening_hours
 from tests.factories import (
     CategoryFactory,
+    MemberFactory,
     SkuFactory,
     StaffFactory,
     StoreFactory,
@@ -29,7 +30,7 @@ MODEL_ADMINS = sorted(admin.site._registry.items(), key=lambda item: item[0]._me
 
 @pytest.fixture
 def chain():
-    """One of everything HQ manages: stores with hours and staff, catalog, stock, moves, a transfer."""
+    """One of everything HQ manages: stores with hours and staff, catalog, stock, moves, a transfer, a member."""
     source = StoreFactory(code="WS", name="文三路店")
     destination = StoreFactory(code="BJ", name="滨江店")
     set_opening_hours(store=source, weekly={0: [(time(9), time(21))]})
@@ -39,6 +40,7 @@ def chain():
     receive_stock(store=source, sku=sku, quantity=20)
     transfer = request_transfer(from_store=source, to_store=destination, lines=[StockLine(sku, 2)])
     Group.objects.create(name="区域经理")
+    MemberFactory(home_store=source, home_store_source="store_qr")
     return {"source": source, "destination": destination, "sku": sku, "transfer": transfer}
 
 

@@ -1,0 +1,15 @@
+from django.urls import path
+
+from members import views
+
+app_name = "members"
+
+urlpatterns = [
+    path("signin/", views.sign_in_start, name="sign-in"),
+    path("signin/wechat/", views.wechat_callback, name="wechat-callback"),
+    path("signin/dev/", views.development_sign_in, name="dev-sign-in"),
+    path("signout/", views.sign_out_view, name="sign-out"),
+    path("me/phone/", views.bind_phone, name="bind-phone"),
+    path("s/<str:store_code>/", views.store_entry, name="store-entry"),
+    path("p/<str:sku_code>/<str:store_code>/", views.product_entry, name="product-entry"),
+]

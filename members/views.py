@@ -1,0 +1,138 @@
+"""The shopper's sign-in (WeChat OAuth, or a marked development sign-in in the demo) and QR entry points."""
+
+import secrets
+from urllib.parse import urlencode
+
+from django.conf import settings
+from django.http import Http404, HttpRequest, HttpResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
+from django.utils.http import url_has_allowed_host_and_scheme
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
+
+from integrations.vendors.wechat import WeChatError, make_oauth_state, official_account, read_oauth_state
+from inventory.models import SKU
+from members import services
+from members.forms import PhoneForm
+from members.models import Member
+from members.session import current_member, member_required, remember_entry_store, sign_in, sign_out
+from o2o.errors import ApplicationError
+from stores.models import Store
+from stores.session import choose_store
+
+OAUTH_BINDING_SESSION_KEY = "wechat_oauth_binding"
+# WeChat's "invalid code" and "code already used": the shopper refreshed or went back.
+_CODE_USED_OR_INVALID = {40029, 40163}
+
+
+def _safe_next(request: HttpRequest, default: str = "/mall/") -> str:
+    target = request.POST.get("next") or request.GET.get("next") or default
+    if url_has_allowed_host_and_scheme(target, allowed_hosts={request.get_host()}, require_https=request.is_secure()):
+        return target
+    return default
+
+
+def development_sign_in_enabled() -> bool:
+    """Only in DEBUG, and only while WeChat is not configured."""
+    return settings.DEBUG and official_account() is None
+
+
+@require_GET
+def sign_in_start(request: HttpRequest) -> HttpResponse:
+    next_url = _safe_next(request)
+    account = official_account()
+    if account is not None:
+        # The state is bound to this browser's session, so nobody can finish a sign-in started elsewhere.
+        binding = secrets.token_hex(8)
+        request.session[OAUTH_BINDING_SESSION_KEY] = binding
+        callback = request.build_absolute_uri(reverse("members:wechat-callback"))
+        state = make_oauth_state(next_url=next_url, binding=binding)
+        return redirect(account.authorize_url(redirect_uri=callback, scope="snsapi_userinfo", state=state))
+    if development_sign_in_enabled():
+        return render(request, "members/sign_in_dev.html", {"form": PhoneForm(), "next": next_url})
+    return render(request, "members/sign_in_unavailable.html", status=503)
+
+
+@require_GET
+def wechat_callback(request: HttpRequest) -> HttpResponse:
+    account = official_account()
+    if account is None:
+        raise Http404
+    binding = request.session.pop(OAUTH_BINDING_SESSION_KEY, "")
+    try:
+        next_url = read_oauth_state(request.GET.get("state", ""), binding=binding)
+        identity = account.identity_from_code(code=request.GET.get("code", ""), scope="snsapi_userinfo")
+    except WeChatError as error:
+        if error.details.get("errcode") in _CODE_USED_OR_INVALID:
+            return redirect("members:sign-in")  # a refreshed callback page: start again
+        return render(request, "members/sign_in_failed.html", {"error": error}, status=error.status)
+    except ApplicationError as error:
+        return render(request, "members/sign_in_failed.html", {"error": error}, status=error.status)
+    if identity.is_snapshot_user:
+        # WeChat's preview mode gives a virtual openid: nobody must be registered from it.
+        return render(request, "members/sign_in_snapshot.html", status=403)
+    member = services.sign_in_with_wechat(
+        openid=identity.openid, unionid=identity.unionid, nickname=identity.nickname, avatar_url=identity.avatar_url
+    )
+    sign_in(request, member)
+    if not member.phone:
+        return redirect(f"{reverse('members:bind-phone')}?next={next_url}")
+    return redirect(next_url)
+
+
+@require_POST
+def development_sign_in(request: HttpRequest) -> HttpResponse:
+    if not development_sign_in_enabled():
+        raise Http404
+    form = PhoneForm(request.POST)
+    next_url = _safe_next(request)
+    if not form.is_valid():
+        return render(request, "members/sign_in_dev.html", {"form": form, "next": next_url}, status=400)
+    sign_in(request, services.sign_in_for_development(phone=form.cleaned_data["phone"]))
+    return redirect(next_url)
+
+
+@require_POST
+def sign_out_view(request: HttpRequest) -> HttpResponse:
+    sign_out(request)
+    return redirect("mall:home")
+
+
+@member_required
+@require_http_methods(["GET", "POST"])
+def bind_phone(request: HttpRequest) -> HttpResponse:
+    member: Member = current_member(request)
+    form = PhoneForm(request.POST or None, initial={"phone": member.phone or ""})
+    next_url = _safe_next(request)
+    if request.method == "POST" and form.is_valid():
+        try:
+            services.bind_phone(member=member, phone=form.cleaned_data["phone"])
+        except ApplicationError as error:
+            form.add_error("phone", error.message)
+        else:
+            return redirect(next_url)
+    return render(
+        request, "members/bind_phone.html", {"form": form, "next": next_url}, status=400 if form.errors else 200
+    )
+
+
+@require_GET
+def store_entry(request: HttpRequest, store_code: str) -> HttpResponse:
+    """A store's own QR code: choose that store and make it the shopper's home store if they have none."""
+    store = get_object_or_404(Store, code=store_code, is_active=True)
+    choose_store(request, store)
+    remember_entry_store(request, store, Member.HomeStoreSource.STORE_QR)
+    return redirect("mall:home")
+
+
+@require_GET
+def product_entry(request: HttpRequest, sku_code: str, store_code: str) -> HttpResponse:
+    """A product's QR code on a store's shelf: open the product with that store chosen.
+
+    Paying then gives a pickup order at that store; a new shopper gets it as home store.
+    """
+    store = get_object_or_404(Store, code=store_code, is_active=True)
+    sku = get_object_or_404(SKU.objects.select_related("product"), code=sku_code, is_active=True)
+    choose_store(request, store)
+    remember_entry_store(request, store, Member.HomeStoreSource.PRODUCT_QR)
+    return redirect(f"{reverse('catalog:product', args=[sku.product_id])}?{urlencode({'sku': sku.code})}")
