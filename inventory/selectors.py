@@ -142,3 +142,13 @@ def stores_with_stock_query(sku: SKU, *, quantity: int = 1) -> QuerySet[Store]:
         stock__sku=sku,
         stock__on_hand__gte=F("stock__reserved") + quantity,
     )
+
+
+def stores_holding(lines: Iterable[tuple[SKU, int]]) -> QuerySet[Store]:
+    """Active stores that can sell every (SKU, quantity) now, for checkout and dispatch."""
+    stores = Store.objects.filter(is_active=True)
+    for sku, quantity in lines:
+        stores = stores.filter(
+            Exists(Stock.objects.filter(store=OuterRef("pk"), sku=sku, on_hand__gte=F("reserved") + quantity))
+        )
+    return stores

@@ -4,4 +4,6 @@ Each entry names a thin, idempotent task in the app that owns the work. Deadline
 and expiry work runs as frequent sweepers over due rows, never as long ETA tasks.
 """
 
-BEAT_SCHEDULE: dict[str, dict] = {}
+BEAT_SCHEDULE: dict[str, dict] = {
+    "expire-unpaid-orders": {"task": "orders.expire_unpaid_orders", "schedule": 30.0},
+}

@@ -51,6 +51,7 @@ INSTALLED_APPS = [
     "stores",
     "inventory",
     "members",
+    "orders",
     "integrations",
 ]
 

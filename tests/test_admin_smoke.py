@@ -13,6 +13,8 @@ from django.urls import reverse
 from inventory.models import Stock, StockMove, StockTransfer
 from inventory.services import StockLine, receive_stock, receive_transfer, request_transfer, reserve_stock
 from o2o.geo import Point, wgs84_to_gcj02
+from orders.selectors import mall_settings
+from orders.services import confirm_payment, place_order, request_refund, set_cart_quantity
 from stores.services import set_opening_hours
 from tests.factories import (
     CategoryFactory,
@@ -40,7 +42,17 @@ def chain():
     receive_stock(store=source, sku=sku, quantity=20)
     transfer = request_transfer(from_store=source, to_store=destination, lines=[StockLine(sku, 2)])
     Group.objects.create(name="区域经理")
-    MemberFactory(home_store=source, home_store_source="store_qr")
+    member = MemberFactory(home_store=source, home_store_source="store_qr")
+    # An order paid and partly refunded, at a store and SKU of its own so the stock tests are undisturbed
+    shop, wipes = StoreFactory(code="XS", name="萧山店"), SkuFactory(product__name="湿巾")
+    receive_stock(store=shop, sku=wipes, quantity=5)
+    set_cart_quantity(member=member, sku=wipes, quantity=1)
+    order = place_order(member=member, fulfilment="pickup", pickup_store=shop)
+    confirm_payment(
+        out_trade_no=order.number, transaction_id="wx-1", amount_fen=order.total_fen, paid_at=order.created_at
+    )
+    request_refund(payment=order.payments.get(), amount_fen=100, reason="部分退款")
+    mall_settings()
     return {"source": source, "destination": destination, "sku": sku, "transfer": transfer}
 
 

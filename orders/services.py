@@ -1,0 +1,350 @@
+"""Checkout, payment and expiry of online orders.
+
+Every status change goes through `transition_order`, which locks the row, checks
+Order.MACHINE and writes an OrderEvent. Money is integer fen; prices and totals
+are computed here, never taken from the client.
+"""
+
+import secrets
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+from django.utils.translation import gettext as _
+
+from inventory.models import SKU
+from inventory.selectors import prices_at, stores_holding
+from inventory.services import StockLine, release_stock, reserve_stock
+from members.models import Member
+from members.services import set_home_store_once
+from o2o.errors import ApplicationError, Conflict
+from o2o.geo import parse_point
+from o2o.phone import normalize_cn_mobile
+from orders.models import CartLine, Order, OrderEvent, OrderLine, Payment, Refund
+from orders.selectors import cart_lines, mall_settings
+from stores.models import Store
+from stores.selectors import nearest_stores
+
+MAX_LINE_QUANTITY = 99
+
+
+# --- the cart ---------------------------------------------------------------------------------
+
+
+def set_cart_quantity(*, member: Member, sku: SKU, quantity: int) -> CartLine | None:
+    """Set how many of a SKU are in the cart; 0 removes the line."""
+    if not isinstance(quantity, int) or not 0 <= quantity <= MAX_LINE_QUANTITY:
+        raise ApplicationError(
+            _("Quantity must be between 0 and %(max)d.") % {"max": MAX_LINE_QUANTITY},
+            code="invalid_quantity",
+            details={"quantity": [str(quantity)]},
+        )
+    if quantity == 0:
+        CartLine.objects.filter(member=member, sku=sku).delete()
+        return None
+    if not sku.is_active or not sku.product.is_active:
+        raise ApplicationError(
+            _("This product is no longer sold."), code="sku_unavailable", details={"sku": [sku.code]}
+        )
+    line, _created = CartLine.objects.update_or_create(member=member, sku=sku, defaults={"quantity": quantity})
+    return line
+
+
+def add_to_cart(*, member: Member, sku: SKU, quantity: int = 1) -> CartLine:
+    current = CartLine.objects.filter(member=member, sku=sku).values_list("quantity", flat=True).first() or 0
+    line = set_cart_quantity(member=member, sku=sku, quantity=min(current + quantity, MAX_LINE_QUANTITY))
+    assert line is not None
+    return line
+
+
+# --- checkout ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class DeliveryAddress:
+    recipient_name: str
+    recipient_phone: str
+    address: str
+    latitude: float  # GCJ-02
+    longitude: float
+
+
+@dataclass(frozen=True)
+class Quote:
+    lines: list[tuple[SKU, int, int]]  # (sku, quantity, unit price in fen)
+    items_fen: int
+    delivery_fee_fen: int
+
+    @property
+    def total_fen(self) -> int:
+        return self.items_fen + self.delivery_fee_fen
+
+
+def quote(*, member: Member, fulfilment: str, pickup_store: Store | None = None) -> Quote:
+    """The cart priced on the server: a pickup store's own prices, else HQ's; the delivery fee rule."""
+    lines = list(cart_lines(member))
+    if not lines:
+        raise ApplicationError(_("Your cart is empty."), code="empty_cart")
+    prices = prices_at(pickup_store if fulfilment == Order.Fulfilment.PICKUP else None, [line.sku for line in lines])
+    priced = [(line.sku, line.quantity, prices[line.sku.pk]) for line in lines]
+    items = sum(quantity * price for _sku, quantity, price in priced)
+    fee = 0
+    if fulfilment == Order.Fulfilment.DELIVERY:
+        rules = mall_settings()
+        fee = 0 if items >= rules.free_delivery_from_fen else rules.delivery_fee_fen
+    return Quote(lines=priced, items_fen=items, delivery_fee_fen=fee)
+
+
+def delivering_stores(*, member: Member, latitude: float, longitude: float) -> list[Store]:
+    """Stores, nearest first, whose delivery radius covers the point and that hold every cart item."""
+    holding = stores_holding((line.sku, line.quantity) for line in cart_lines(member))
+    return [found.store for found in nearest_stores(latitude, longitude, delivers_here=True, queryset=holding)]
+
+
+def _new_order_number(now: datetime) -> str:
+    return f"{timezone.localtime(now):%y%m%d}{secrets.randbelow(10**8):08d}"
+
+
+def _new_pickup_code() -> str:
+    return f"{secrets.randbelow(10**6):06d}"
+
+
+@transaction.atomic
+def place_order(
+    *,
+    member: Member,
+    fulfilment: str,
+    pickup_store: Store | None = None,
+    delivery: DeliveryAddress | None = None,
+    now: datetime | None = None,
+) -> Order:
+    """Turn the member's cart into an order awaiting payment, in one transaction.
+
+    Pickup: the store must offer pickup, and its stock is reserved now (all lines
+    or nothing). Delivery: some store must deliver to the point and hold every
+    item; dispatch picks the store once the order is paid. The credited store is
+    the member's home store; a first order without one makes its store the home.
+    """
+    now = now or timezone.now()
+    if fulfilment == Order.Fulfilment.PICKUP:
+        if pickup_store is None or not pickup_store.is_active or not pickup_store.offers_pickup:
+            raise ApplicationError(
+                _("Choose a store that offers pickup."), code="invalid_pickup_store", details={"pickup_store": []}
+            )
+        home_candidate = pickup_store
+    elif fulfilment == Order.Fulfilment.DELIVERY:
+        if delivery is None:
+            raise ApplicationError(_("A delivery address is needed."), code="address_required")
+        point = parse_point(delivery.latitude, delivery.longitude, field="address")
+        phone = normalize_cn_mobile(delivery.recipient_phone, field="recipient_phone")
+        if not delivery.recipient_name.strip() or not delivery.address.strip():
+            raise ApplicationError(
+                _("Recipient and address are needed."), code="address_required", details={"address": []}
+            )
+        candidates = delivering_stores(member=member, latitude=point.lat, longitude=point.lng)
+        if not candidates:
+            raise Conflict(
+                _("No store can deliver all these items to this address. Try store pickup."),
+                code="no_store_delivers_here",
+            )
+        home_candidate = candidates[0]
+    else:
+        raise ApplicationError(_("Choose pickup or delivery."), code="invalid_fulfilment")
+
+    priced = quote(member=member, fulfilment=fulfilment, pickup_store=pickup_store)
+    rules = mall_settings()
+    if member.home_store_id is None:
+        set_home_store_once(member=member, store=home_candidate, source=Member.HomeStoreSource.FIRST_ORDER)
+    fields = {
+        "member": member,
+        "fulfilment": fulfilment,
+        "credited_store_id": member.home_store_id,
+        "items_fen": priced.items_fen,
+        "delivery_fee_fen": priced.delivery_fee_fen,
+        "total_fen": priced.total_fen,
+        "expires_at": now + timedelta(minutes=rules.unpaid_order_minutes),
+    }
+    if fulfilment == Order.Fulfilment.PICKUP:
+        fields.update(pickup_store=pickup_store, pickup_code=_new_pickup_code())
+    else:
+        fields.update(
+            recipient_name=delivery.recipient_name.strip()[:50],
+            recipient_phone=phone,
+            delivery_address=delivery.address.strip()[:255],
+            delivery_latitude=round(point.lat, 6),
+            delivery_longitude=round(point.lng, 6),
+        )
+    order = _create_with_unique_number(fields, now)
+    OrderLine.objects.bulk_create(
+        [
+            OrderLine(
+                order=order,
+                sku=sku,
+                product_name=sku.product.name,
+                spec=sku.spec,
+                unit_price_fen=price,
+                quantity=quantity,
+                line_total_fen=price * quantity,
+            )
+            for sku, quantity, price in priced.lines
+        ]
+    )
+    if fulfilment == Order.Fulfilment.PICKUP:
+        reserve_stock(
+            store=pickup_store,
+            lines=[StockLine(sku=sku, quantity=quantity) for sku, quantity, _price in priced.lines],
+            reference=f"order:{order.number}",
+            reason="online order",
+        )
+    OrderEvent.objects.create(
+        order=order, from_status="", to_status=order.status, actor_type=OrderEvent.Actor.MEMBER, actor_label=str(member)
+    )
+    CartLine.objects.filter(member=member).delete()
+    return order
+
+
+def _create_with_unique_number(fields: dict, now: datetime) -> Order:
+    for _attempt in range(5):
+        try:
+            with transaction.atomic():
+                return Order.objects.create(number=_new_order_number(now), **fields)
+        except IntegrityError:
+            continue
+    raise Conflict(_("Could not number the order; try again."), code="order_number_conflict")
+
+
+# --- status changes ---------------------------------------------------------------------------
+
+
+def transition_order(
+    *, order: Order, to: str, actor_type: str, actor_label: str = "", reason: str = "", now: datetime | None = None
+) -> Order:
+    """The only writer of Order.status: lock, check the table, save, record the event."""
+    with transaction.atomic():
+        locked = Order.objects.select_for_update().get(pk=order.pk)
+        source = locked.status
+        Order.MACHINE.check(source, to)
+        locked.status = to
+        update = ["status"]
+        if to in (Order.Status.PAID, Order.Status.AWAITING_DISPATCH):
+            locked.paid_at = now or timezone.now()
+            update.append("paid_at")
+        locked.save(update_fields=update)
+        OrderEvent.objects.create(
+            order=locked,
+            from_status=source,
+            to_status=to,
+            actor_type=actor_type,
+            actor_label=actor_label[:64],
+            reason=reason[:255],
+        )
+        if to in (Order.Status.CANCELLED, Order.Status.EXPIRED) and locked.fulfilment == Order.Fulfilment.PICKUP:
+            release_stock(
+                store=locked.pickup_store,
+                lines=[StockLine(sku=line.sku, quantity=line.quantity) for line in locked.lines.select_related("sku")],
+                reference=f"order:{locked.number}",
+                reason=to,
+            )
+        return locked
+
+
+@transaction.atomic
+def confirm_payment(
+    *, out_trade_no: str, transaction_id: str, amount_fen: int, paid_at: datetime, is_development: bool = False
+) -> Order:
+    """Record WeChat Pay's word that an order is paid; the same transaction has one effect however often it comes.
+
+    An amount that differs from the order's total is refused and changes nothing. A
+    payment that arrives after the order expired or was cancelled is recorded and
+    refunded in full.
+    """
+    order = Order.objects.select_for_update().filter(number=out_trade_no).first()
+    if order is None:
+        raise ApplicationError(_("No such order."), code="order_not_found", status=404)
+    if Payment.objects.filter(transaction_id=transaction_id).exists():
+        return order
+    if amount_fen != order.total_fen:
+        raise Conflict(
+            _("The amount paid does not match the order."),
+            code="amount_mismatch",
+            details={"paid": [amount_fen], "total": [order.total_fen]},
+        )
+    payment = Payment.objects.create(
+        order=order,
+        transaction_id=transaction_id,
+        amount_fen=amount_fen,
+        paid_at=paid_at,
+        is_development=is_development,
+    )
+    if order.status == Order.Status.PENDING_PAYMENT:
+        target = Order.Status.PAID if order.fulfilment == Order.Fulfilment.PICKUP else Order.Status.AWAITING_DISPATCH
+        return transition_order(
+            order=order, to=target, actor_type=OrderEvent.Actor.PAYMENT, actor_label=transaction_id, now=paid_at
+        )
+    # Paid too late (expired or cancelled meanwhile), or a second transaction for a paid order.
+    request_refund(payment=payment, amount_fen=amount_fen, reason=_("Paid after the order had closed"))
+    return order
+
+
+def request_refund(*, payment: Payment, amount_fen: int, reason: str) -> Refund:
+    """Record a refund and send it to WeChat Pay after commit (a task, so a slow gateway holds no lock)."""
+    from orders import tasks
+
+    refunded = sum(payment.refunds.exclude(status=Refund.Status.FAILED).values_list("amount_fen", flat=True))
+    if amount_fen <= 0 or refunded + amount_fen > payment.amount_fen:
+        raise Conflict(_("A refund cannot exceed what was paid."), code="refund_exceeds_payment")
+    refund = Refund.objects.create(
+        payment=payment,
+        out_refund_no=f"R{payment.order.number}{payment.refunds.count() + 1:02d}",
+        amount_fen=amount_fen,
+        reason=reason[:255],
+    )
+    transaction.on_commit(lambda: tasks.send_refund.delay(refund.pk))
+    return refund
+
+
+def send_refund(*, refund_id: int) -> Refund:
+    """Ask the payment gateway to pay a recorded refund back; safe to run twice."""
+    from integrations.vendors.wechat_pay import payment_gateway
+
+    with transaction.atomic():
+        refund = Refund.objects.select_for_update().select_related("payment__order").get(pk=refund_id)
+        if refund.status != Refund.Status.PROCESSING or refund.refund_id:
+            return refund
+    result = payment_gateway().refund(
+        out_trade_no=refund.payment.order.number,
+        out_refund_no=refund.out_refund_no,
+        refund_fen=refund.amount_fen,
+        total_fen=refund.payment.amount_fen,
+        reason=refund.reason,
+    )
+    status = {"SUCCESS": Refund.Status.SUCCEEDED, "PROCESSING": Refund.Status.PROCESSING}.get(
+        result.status, Refund.Status.FAILED
+    )
+    Refund.objects.filter(pk=refund.pk).update(status=status, refund_id=result.refund_id)
+    refund.refresh_from_db()
+    return refund
+
+
+def expire_unpaid_orders(*, now: datetime | None = None, batch_size: int = 200) -> int:
+    """Expire orders whose time to pay has passed, releasing their stock once.
+
+    Rows are taken with FOR UPDATE SKIP LOCKED, so sweepers running at once split
+    the work instead of expiring an order twice; a payment that holds the row
+    wins, and the order is no longer pending when the sweeper sees it again.
+    """
+    now = now or timezone.now()
+    expired = 0
+    with transaction.atomic():
+        due = list(
+            Order.objects.select_for_update(skip_locked=True)
+            .filter(status=Order.Status.PENDING_PAYMENT, expires_at__lte=now)
+            .order_by("expires_at", "pk")[:batch_size]
+        )
+        for order in due:
+            transition_order(
+                order=order, to=Order.Status.EXPIRED, actor_type=OrderEvent.Actor.SYSTEM, reason="not paid in time"
+            )
+            expired += 1
+    return expired

@@ -1,0 +1,15 @@
+"""Celery tasks of orders: thin, idempotent, by id."""
+
+from celery import shared_task
+
+from orders import services
+
+
+@shared_task(name="orders.expire_unpaid_orders")
+def expire_unpaid_orders() -> int:
+    return services.expire_unpaid_orders()
+
+
+@shared_task(name="orders.send_refund", autoretry_for=(Exception,), retry_backoff=30, max_retries=8)
+def send_refund(refund_id: int) -> None:
+    services.send_refund(refund_id=refund_id)

@@ -1,0 +1,30 @@
+from decimal import Decimal
+
+import pytest
+
+from inventory.services import receive_stock
+from orders.services import set_cart_quantity
+from tests.factories import MemberFactory, SkuFactory, StoreFactory
+
+
+@pytest.fixture
+def store():
+    return StoreFactory(code="WS", name="文三路店", latitude=Decimal("30.280000"), longitude=Decimal("120.150000"))
+
+
+@pytest.fixture
+def formula(store):
+    sku = SkuFactory(product__name="飞鹤星飞帆", spec="800g 3段", price_fen=25800)
+    receive_stock(store=store, sku=sku, quantity=10)
+    return sku
+
+
+@pytest.fixture
+def member():
+    return MemberFactory()
+
+
+@pytest.fixture
+def cart(member, formula):
+    set_cart_quantity(member=member, sku=formula, quantity=2)
+    return member
