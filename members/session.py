@@ -1,11 +1,12 @@
 """Who the shopper is in this browser. The session holds only the member id."""
 
 from functools import wraps
-from urllib.parse import urlencode
+from urllib.parse import urlencode, urlsplit
 
 from django.http import HttpRequest
 from django.shortcuts import redirect
 from django.urls import reverse
+from django.utils.http import url_has_allowed_host_and_scheme
 
 from members.models import Member
 from members.services import set_home_store_once
@@ -50,13 +51,24 @@ def remember_entry_store(request: HttpRequest, store: Store, source: str) -> Non
         request.session[ENTRY_STORE_SESSION_KEY] = {"store_id": store.pk, "source": source}
 
 
+def _return_to(request: HttpRequest) -> str:
+    """Where to come back after signing in: this page, or for a form post the page that sent it."""
+    if request.method == "GET":
+        return request.get_full_path()
+    referer = request.META.get("HTTP_REFERER", "")
+    if referer and url_has_allowed_host_and_scheme(referer, allowed_hosts={request.get_host()}):
+        parts = urlsplit(referer)
+        return parts.path + (f"?{parts.query}" if parts.query else "")
+    return reverse("mall:home")
+
+
 def member_required(view):
     """Send a shopper who is not signed in to sign-in, then back here."""
 
     @wraps(view)
     def wrapper(request: HttpRequest, *args, **kwargs):
         if current_member(request) is None:
-            return redirect(f"{reverse('members:sign-in')}?{urlencode({'next': request.get_full_path()})}")
+            return redirect(f"{reverse('members:sign-in')}?{urlencode({'next': _return_to(request)})}")
         return view(request, *args, **kwargs)
 
     return wrapper

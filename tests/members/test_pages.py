@@ -104,3 +104,11 @@ def test_the_mall_speaks_chinese_unless_asked_otherwise():
     assert "商品" in page and "Products" not in page
     english = Client(HTTP_ACCEPT_LANGUAGE="en").get(reverse("catalog:list")).content.decode()
     assert "Products" in english
+
+
+def test_a_form_posted_before_signing_in_returns_to_the_page_that_sent_it(client):
+    sku = SkuFactory()
+    product_page = reverse("catalog:product", args=[sku.product_id])
+    response = client.post(reverse("orders:cart-add"), {"sku": sku.pk}, HTTP_REFERER=f"http://testserver{product_page}")
+    assert response.status_code == 302
+    assert response["Location"] == f"{reverse('members:sign-in')}?next={product_page.replace('/', '%2F')}"

@@ -1,0 +1,15 @@
+from django.urls import path
+
+from orders import views
+
+app_name = "orders"
+
+urlpatterns = [
+    path("cart/", views.cart, name="cart"),
+    path("cart/add/", views.add_to_cart, name="cart-add"),
+    path("cart/set/", views.set_quantity, name="cart-set"),
+    path("checkout/", views.checkout, name="checkout"),
+    path("orders/", views.my_orders, name="list"),
+    path("orders/<str:number>/", views.order_detail, name="detail"),
+    path("orders/<str:number>/pay/dev/", views.development_payment, name="dev-pay"),
+]

@@ -1,0 +1,198 @@
+"""The mall's cart, checkout and order pages. Thin: every rule is in orders.services."""
+
+import secrets
+
+from django.contrib import messages
+from django.http import Http404, HttpRequest, HttpResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.utils import timezone
+from django.utils.translation import gettext as _
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
+
+from integrations.vendors.wechat_pay import PaymentNotConfigured, payment_gateway
+from inventory.models import SKU
+from inventory.selectors import prices_at, stores_holding
+from members.session import current_member, member_required
+from o2o.errors import ApplicationError
+from o2o.geo import Point, amap_marker_url, format_distance, wgs84_to_gcj02
+from o2o.money import format_yuan
+from o2o.qr import qr_svg
+from orders import services
+from orders.forms import CheckoutForm
+from orders.models import Order
+from orders.pickup import pickup_token
+from orders.selectors import cart_lines, order_of, orders_of
+from stores.models import Store
+from stores.selectors import nearest_stores
+from stores.session import chosen_store
+
+_status_labels = dict(Order.Status.choices)
+
+
+def _development_payments() -> bool:
+    """Whether the demo's payment stand-in is on (WeChat Pay not configured, development payments allowed)."""
+    try:
+        return payment_gateway().is_development
+    except PaymentNotConfigured:
+        return False
+
+
+def _positive_int(value: str, default: int) -> int:
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        return default
+
+
+@member_required
+@require_POST
+def add_to_cart(request: HttpRequest) -> HttpResponse:
+    sku = get_object_or_404(SKU.objects.select_related("product"), pk=_positive_int(request.POST.get("sku"), 0))
+    try:
+        services.add_to_cart(
+            member=current_member(request), sku=sku, quantity=_positive_int(request.POST.get("quantity"), 1)
+        )
+    except ApplicationError as error:
+        messages.error(request, error.message)
+    else:
+        messages.success(request, _("Added to your cart."))
+    return redirect("orders:cart")
+
+
+@member_required
+@require_POST
+def set_quantity(request: HttpRequest) -> HttpResponse:
+    sku = get_object_or_404(SKU.objects.select_related("product"), pk=_positive_int(request.POST.get("sku"), 0))
+    try:
+        services.set_cart_quantity(
+            member=current_member(request), sku=sku, quantity=_positive_int(request.POST.get("quantity"), -1)
+        )
+    except ApplicationError as error:
+        messages.error(request, error.message)
+    return redirect("orders:cart")
+
+
+@member_required
+@require_GET
+def cart(request: HttpRequest) -> HttpResponse:
+    store = chosen_store(request)
+    lines = list(cart_lines(current_member(request)))
+    prices = prices_at(store, [line.sku for line in lines])
+    rows = [
+        {
+            "line": line,
+            "unit": format_yuan(prices[line.sku.pk]),
+            "total": format_yuan(prices[line.sku.pk] * line.quantity),
+        }
+        for line in lines
+    ]
+    subtotal = sum(prices[line.sku.pk] * line.quantity for line in lines)
+    return render(request, "orders/cart.html", {"rows": rows, "subtotal": format_yuan(subtotal), "store": store})
+
+
+def _pickup_options(request: HttpRequest, member) -> list[dict]:
+    """Stores that hold every cart item, nearest to the chosen store first (the chosen one leads if it can)."""
+    holding = stores_holding((line.sku, line.quantity) for line in cart_lines(member)).filter(offers_pickup=True)
+    store = chosen_store(request)
+    if store is None:
+        return [{"store": s, "distance": ""} for s in holding.order_by("code")[:10]]
+    return [
+        {"store": found.store, "distance": format_distance(found.distance_m)}
+        for found in nearest_stores(store.point.lat, store.point.lng, limit=10, queryset=holding)
+    ]
+
+
+@member_required
+@require_http_methods(["GET", "POST"])
+def checkout(request: HttpRequest) -> HttpResponse:
+    member = current_member(request)
+    if not cart_lines(member).exists():
+        return redirect("orders:cart")
+    form = CheckoutForm(request.POST or None, initial={"fulfilment": Order.Fulfilment.PICKUP})
+    if request.method == "POST" and form.is_valid():
+        data = form.cleaned_data
+        try:
+            if data["fulfilment"] == Order.Fulfilment.PICKUP:
+                store = Store.objects.filter(pk=data["pickup_store"], is_active=True).first()
+                order = services.place_order(member=member, fulfilment="pickup", pickup_store=store)
+            else:
+                # The page sends the browser's position (WGS-84); stores are in GCJ-02.
+                point = wgs84_to_gcj02(Point(data["latitude"], data["longitude"]))
+                address = services.DeliveryAddress(
+                    recipient_name=data["recipient_name"],
+                    recipient_phone=data["recipient_phone"],
+                    address=data["address"],
+                    latitude=point.lat,
+                    longitude=point.lng,
+                )
+                order = services.place_order(member=member, fulfilment="delivery", delivery=address)
+        except ApplicationError as error:
+            form.add_error(None, error.message)
+        else:
+            return redirect("orders:detail", number=order.number)
+    store = chosen_store(request)
+    pickup_quote = services.quote(member=member, fulfilment="pickup", pickup_store=store)
+    delivery_quote = services.quote(member=member, fulfilment="delivery")
+    context = {
+        "form": form,
+        "pickup_options": _pickup_options(request, member),
+        "chosen_store": store,
+        "pickup_total": format_yuan(pickup_quote.total_fen),
+        "delivery_items": format_yuan(delivery_quote.items_fen),
+        "delivery_fee": format_yuan(delivery_quote.delivery_fee_fen),
+        "delivery_total": format_yuan(delivery_quote.total_fen),
+        "lines": pickup_quote.lines,
+    }
+    return render(request, "orders/checkout.html", context, status=400 if form.errors else 200)
+
+
+@member_required
+@require_GET
+def order_detail(request: HttpRequest, number: str) -> HttpResponse:
+    order = order_of(current_member(request), number)
+    if order is None:
+        raise Http404  # another member's order looks exactly like no order
+    context = {
+        "order": order,
+        "total": format_yuan(order.total_fen),
+        "items": format_yuan(order.items_fen),
+        "fee": format_yuan(order.delivery_fee_fen),
+        "lines": [(line, format_yuan(line.line_total_fen)) for line in order.lines.all()],
+        "events": [(event, _status_labels.get(event.to_status, event.to_status)) for event in order.events.all()],
+        "can_pay": order.status == Order.Status.PENDING_PAYMENT and order.expires_at > timezone.now(),
+        "development_payment": _development_payments(),
+        "pickup_qr": qr_svg(pickup_token(order.number), box_size=6)
+        if order.fulfilment == "pickup" and order.status == Order.Status.PAID
+        else None,
+        "map_url": amap_marker_url(order.pickup_store.point, order.pickup_store.name) if order.pickup_store else "",
+    }
+    return render(request, "orders/detail.html", context)
+
+
+@member_required
+@require_POST
+def development_payment(request: HttpRequest, number: str) -> HttpResponse:
+    """The demo's stand-in for WeChat Pay: confirms the order as a payment notice would. Absent otherwise."""
+    if not _development_payments():
+        raise Http404
+    order = order_of(current_member(request), number)
+    if order is None:
+        raise Http404
+    try:
+        services.confirm_payment(
+            out_trade_no=order.number,
+            transaction_id=f"dev-{order.number}-{secrets.token_hex(4)}",
+            amount_fen=order.total_fen,
+            paid_at=timezone.now(),
+            is_development=True,
+        )
+    except ApplicationError as error:
+        messages.error(request, error.message)
+    return redirect("orders:detail", number=order.number)
+
+
+@member_required
+@require_GET
+def my_orders(request: HttpRequest) -> HttpResponse:
+    orders = orders_of(current_member(request))[:50]
+    return render(request, "orders/list.html", {"orders": [(o, format_yuan(o.total_fen)) for o in orders]})
