@@ -6,4 +6,5 @@ and expiry work runs as frequent sweepers over due rows, never as long ETA tasks
 
 BEAT_SCHEDULE: dict[str, dict] = {
     "expire-unpaid-orders": {"task": "orders.expire_unpaid_orders", "schedule": 30.0},
+    "reconcile-pending-payments": {"task": "orders.reconcile_pending_payments", "schedule": 120.0},
 }

@@ -20,6 +20,7 @@ urlpatterns = [
     path("mall/", include("members.urls_mall")),
     path("mall/products/", include("inventory.urls_mall")),
     path("mall/", include("orders.urls_mall")),
+    path("payments/wechat/notify/", include("orders.urls_payments")),
     path("console/", include("stores.urls_console")),
     path("console/stock/", include("inventory.urls_console")),
     path("api/v1/", include(api_v1)),

@@ -327,6 +327,67 @@ def send_refund(*, refund_id: int) -> Refund:
     return refund
 
 
+@transaction.atomic
+def cancel_order(*, member: Member, order: Order, reason: str = "") -> Order:
+    """The shopper calls off an order before a store has accepted it; what was paid goes back in full."""
+    locked = Order.objects.select_for_update().filter(pk=order.pk, member=member).first()
+    if locked is None:
+        raise ApplicationError(_("No such order."), code="order_not_found", status=404)
+    if locked.status not in (Order.Status.PENDING_PAYMENT, Order.Status.PAID, Order.Status.AWAITING_DISPATCH):
+        raise Conflict(_("This order can no longer be cancelled."), code="not_cancellable")
+    cancelled = transition_order(
+        order=locked,
+        to=Order.Status.CANCELLED,
+        actor_type=OrderEvent.Actor.MEMBER,
+        actor_label=str(member),
+        reason=reason or "cancelled by the shopper",
+    )
+    for payment in locked.payments.all():
+        already = sum(payment.refunds.exclude(status=Refund.Status.FAILED).values_list("amount_fen", flat=True))
+        if payment.amount_fen > already:
+            request_refund(
+                payment=payment, amount_fen=payment.amount_fen - already, reason=_("Cancelled by the shopper")
+            )
+    return cancelled
+
+
+def reconcile_pending_payments(
+    *, now: datetime | None = None, older_than_minutes: int = 2, batch_size: int = 100
+) -> int:
+    """Ask WeChat Pay about unpaid orders whose payment notice may have been lost; confirm those it says are paid.
+
+    Queries run outside any transaction; each confirmation is its own (idempotent) transaction.
+    """
+    from integrations.vendors.wechat_pay import PaymentNotConfigured, payment_gateway
+
+    try:
+        gateway = payment_gateway()
+    except PaymentNotConfigured:
+        return 0
+    if gateway.is_development:
+        return 0
+    now = now or timezone.now()
+    window_start = now - timedelta(hours=24)  # WeChat Pay keeps retrying its own notices for about a day
+    pending = Order.objects.filter(
+        status__in=[Order.Status.PENDING_PAYMENT, Order.Status.EXPIRED],
+        created_at__gte=window_start,
+        created_at__lte=now - timedelta(minutes=older_than_minutes),
+        payments__isnull=True,
+    ).order_by("created_at")[:batch_size]
+    confirmed = 0
+    for order in pending:
+        notice = gateway.query_order(out_trade_no=order.number)
+        if notice is not None and notice.is_paid:
+            confirm_payment(
+                out_trade_no=order.number,
+                transaction_id=notice.transaction_id,
+                amount_fen=notice.amount_fen,
+                paid_at=notice.success_time or now,
+            )
+            confirmed += 1
+    return confirmed
+
+
 def expire_unpaid_orders(*, now: datetime | None = None, batch_size: int = 200) -> int:
     """Expire orders whose time to pay has passed, releasing their stock once.
 

@@ -13,3 +13,8 @@ def expire_unpaid_orders() -> int:
 @shared_task(name="orders.send_refund", autoretry_for=(Exception,), retry_backoff=30, max_retries=8)
 def send_refund(refund_id: int) -> None:
     services.send_refund(refund_id=refund_id)
+
+
+@shared_task(name="orders.reconcile_pending_payments")
+def reconcile_pending_payments() -> int:
+    return services.reconcile_pending_payments()

@@ -12,4 +12,6 @@ urlpatterns = [
     path("orders/", views.my_orders, name="list"),
     path("orders/<str:number>/", views.order_detail, name="detail"),
     path("orders/<str:number>/pay/dev/", views.development_payment, name="dev-pay"),
+    path("orders/<str:number>/pay/", views.wechat_pay, name="pay"),
+    path("orders/<str:number>/cancel/", views.cancel, name="cancel"),
 ]

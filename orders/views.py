@@ -1,15 +1,24 @@
 """The mall's cart, checkout and order pages. Thin: every rule is in orders.services."""
 
+import logging
 import secrets
 
+from django.conf import settings
 from django.contrib import messages
-from django.http import Http404, HttpRequest, HttpResponse
+from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import timezone
 from django.utils.translation import gettext as _
+from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from integrations.vendors.wechat_pay import PaymentNotConfigured, payment_gateway
+from integrations.vendors.wechat_pay import (
+    InvalidNotification,
+    PaymentNotConfigured,
+    notification_ack,
+    notification_nack,
+    payment_gateway,
+)
 from inventory.models import SKU
 from inventory.selectors import prices_at, stores_holding
 from members.session import current_member, member_required
@@ -26,6 +35,7 @@ from stores.models import Store
 from stores.selectors import nearest_stores
 from stores.session import chosen_store
 
+logger = logging.getLogger(__name__)
 _status_labels = dict(Order.Status.choices)
 
 
@@ -160,6 +170,7 @@ def order_detail(request: HttpRequest, number: str) -> HttpResponse:
         "lines": [(line, format_yuan(line.line_total_fen)) for line in order.lines.all()],
         "events": [(event, _status_labels.get(event.to_status, event.to_status)) for event in order.events.all()],
         "can_pay": order.status == Order.Status.PENDING_PAYMENT and order.expires_at > timezone.now(),
+        "can_cancel": order.status in (Order.Status.PENDING_PAYMENT, Order.Status.PAID, Order.Status.AWAITING_DISPATCH),
         "development_payment": _development_payments(),
         "pickup_qr": qr_svg(pickup_token(order.number), box_size=6)
         if order.fulfilment == "pickup" and order.status == Order.Status.PAID
@@ -196,3 +207,83 @@ def development_payment(request: HttpRequest, number: str) -> HttpResponse:
 def my_orders(request: HttpRequest) -> HttpResponse:
     orders = orders_of(current_member(request))[:50]
     return render(request, "orders/list.html", {"orders": [(o, format_yuan(o.total_fen)) for o in orders]})
+
+
+@member_required
+@require_POST
+def wechat_pay(request: HttpRequest, number: str) -> JsonResponse:
+    """The JSAPI pay parameters for WeixinJSBridge's getBrandWCPayRequest (inside WeChat)."""
+    member = current_member(request)
+    order = order_of(member, number)
+    if order is None:
+        raise Http404
+    if order.status != Order.Status.PENDING_PAYMENT or order.expires_at <= timezone.now():
+        return JsonResponse({"code": "not_payable", "message": _("This order can no longer be paid.")}, status=409)
+    if not member.openid or member.openid.startswith("dev-"):
+        return JsonResponse({"code": "wechat_required", "message": _("Open the mall in WeChat to pay.")}, status=409)
+    try:
+        gateway = payment_gateway()
+        prepay_id = gateway.create_jsapi_prepay(
+            out_trade_no=order.number,
+            description=f"{settings.O2O_CHAIN_NAME} {order.number}"[:127],
+            amount_fen=order.total_fen,
+            payer_openid=member.openid,
+            expires_at=order.expires_at,
+        )
+        return JsonResponse(gateway.jsapi_pay_params(prepay_id=prepay_id))
+    except ApplicationError as error:
+        return JsonResponse({"code": error.code, "message": error.message}, status=error.status)
+
+
+@member_required
+@require_POST
+def cancel(request: HttpRequest, number: str) -> HttpResponse:
+    member = current_member(request)
+    order = order_of(member, number)
+    if order is None:
+        raise Http404
+    try:
+        services.cancel_order(member=member, order=order)
+    except ApplicationError as error:
+        messages.error(request, error.message)
+    else:
+        messages.success(request, _("The order is cancelled; anything paid is refunded to your WeChat account."))
+    return redirect("orders:detail", number=number)
+
+
+@csrf_exempt
+@require_POST
+def wechat_pay_notify(request: HttpRequest) -> JsonResponse:
+    """WeChat Pay's payment notice. Verified and decrypted before anything changes; repeated notices are harmless.
+
+    WeChat Pay retries until it gets a success answer, so a notice we refuse answers FAIL;
+    a notice about an unpaid state is acknowledged and ignored.
+    """
+    try:
+        gateway = payment_gateway()
+    except PaymentNotConfigured:
+        raise Http404 from None
+    if gateway.is_development:
+        raise Http404
+    try:
+        notice = gateway.parse_notification(headers=request.headers, body=request.body)
+    except InvalidNotification as error:
+        logger.warning("WeChat Pay notice refused: %s", error)
+        body, status = notification_nack(error.code)
+        return JsonResponse(body, status=status)
+    if not notice.is_paid:
+        body, status = notification_ack()
+        return JsonResponse(body, status=status)
+    try:
+        services.confirm_payment(
+            out_trade_no=notice.out_trade_no,
+            transaction_id=notice.transaction_id,
+            amount_fen=notice.amount_fen,
+            paid_at=notice.success_time or timezone.now(),
+        )
+    except ApplicationError as error:
+        logger.error("WeChat Pay notice for %s not applied: %s", notice.out_trade_no, error)
+        body, status = notification_nack(error.code)
+        return JsonResponse(body, status=status)
+    body, status = notification_ack()
+    return JsonResponse(body, status=status)
