@@ -8,6 +8,7 @@ cd "$(dirname "$0")/.."
 # package@version  file-inside-the-package
 LIBRARIES=(
   "htmx.org@2.0.11 dist/htmx.min.js"
+  "jweixin-module@1.6.0 lib/index.js"
 )
 
 work=$(mktemp -d)
@@ -24,7 +25,8 @@ for entry in "${LIBRARIES[@]}"; do
   tar -xzf "$tarball" -C "$work/unpacked"
   cp "$work/unpacked/package/$file" "static/vendor/$name/"
   cp "$work/unpacked/package/LICENSE"* "static/vendor/$name/" 2>/dev/null || true
-  echo "$spec $file" >> static/vendor/VERSIONS.txt.new
+  licence=$(node -e "console.log(require('$work/unpacked/package/package.json').license || 'see package')")
+  echo "$spec $file licence=$licence" >> static/vendor/VERSIONS.txt.new
   rm -rf "$work/unpacked" "$tarball"
 done
 mv static/vendor/VERSIONS.txt.new static/vendor/VERSIONS.txt

@@ -1,5 +1,7 @@
 """Pages of the stores app: the mall's store finder and the clerk console's sign-in."""
 
+import logging
+
 from django.conf import settings
 from django.contrib.auth import views as auth_views
 from django.contrib.auth.decorators import login_required
@@ -8,6 +10,7 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_GET, require_POST
 
+from integrations.vendors.wechat import is_wechat_browser, official_account
 from o2o.errors import ApplicationError
 from o2o.geo import amap_marker_url, format_distance, parse_point, wgs84_to_gcj02
 from stores.models import Store
@@ -16,12 +19,28 @@ from stores.session import choose_store as choose_store_in_session
 from stores.session import chosen_store
 
 
+def _wechat_jssdk_config(request: HttpRequest) -> dict | None:
+    """wx.config for this page inside WeChat, so the page can ask for the GCJ-02 location; else None."""
+    account = official_account()
+    if account is None or not is_wechat_browser(request.headers.get("User-Agent", "")):
+        return None
+    try:
+        return account.jssdk_config(url=request.build_absolute_uri(), js_api_list=["getLocation", "openLocation"])
+    except ApplicationError as error:
+        logger.warning("No JS-SDK signature for the mall page: %s", error)
+        return None  # the page falls back to the browser's geolocation
+
+
 @require_GET
 def mall_home(request: HttpRequest) -> HttpResponse:
     return render(
         request,
         "mall/home.html",
-        {"chosen_store": chosen_store(request), "cities": active_stores_by_city()},
+        {
+            "chosen_store": chosen_store(request),
+            "cities": active_stores_by_city(),
+            "wx_config": _wechat_jssdk_config(request),
+        },
     )
 
 
@@ -54,6 +73,9 @@ def choose_store(request: HttpRequest) -> HttpResponse:
     if next_url and url_has_allowed_host_and_scheme(next_url, allowed_hosts={request.get_host()}):
         return redirect(next_url)
     return redirect("mall:home")
+
+
+logger = logging.getLogger(__name__)
 
 
 class ConsoleLoginView(auth_views.LoginView):

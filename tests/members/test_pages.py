@@ -112,3 +112,21 @@ def test_a_form_posted_before_signing_in_returns_to_the_page_that_sent_it(client
     response = client.post(reverse("orders:cart-add"), {"sku": sku.pk}, HTTP_REFERER=f"http://testserver{product_page}")
     assert response.status_code == 302
     assert response["Location"] == f"{reverse('members:sign-in')}?next={product_page.replace('/', '%2F')}"
+
+
+def test_inside_wechat_the_mall_page_carries_a_signed_js_sdk_config(client, settings, monkeypatch):
+    settings.WECHAT_APP_ID, settings.WECHAT_APP_SECRET = "wx-test-app", "secret"
+    signed = {"appId": "wx-test-app", "timestamp": 1, "nonceStr": "n", "signature": "s", "jsApiList": ["getLocation"]}
+    calls = []
+
+    def jssdk_config(self, *, url, js_api_list):
+        calls.append(url)
+        return signed
+
+    monkeypatch.setattr("integrations.vendors.wechat.WeChatOfficialAccount.jssdk_config", jssdk_config)
+    wechat = "Mozilla/5.0 (iPhone) AppleWebKit MicroMessenger/8.0.50"
+    page = client.get(reverse("mall:home"), headers={"User-Agent": wechat}).content.decode()
+    assert 'id="wx-config"' in page and "jweixin-module" in page
+    assert calls == ["http://testserver/mall/"]
+    browser = client.get(reverse("mall:home"), headers={"User-Agent": "Mozilla/5.0 Chrome"}).content.decode()
+    assert 'id="wx-config"' not in browser  # other browsers use their own geolocation
