@@ -408,4 +408,25 @@ def expire_unpaid_orders(*, now: datetime | None = None, batch_size: int = 200) 
                 order=order, to=Order.Status.EXPIRED, actor_type=OrderEvent.Actor.SYSTEM, reason="not paid in time"
             )
             expired += 1
+            # Close the WeChat Pay order too, so the shopper cannot pay an expired order (a late
+            # payment would still be refunded by confirm_payment).
+            transaction.on_commit(lambda number=order.number: _close_payment_later(number))
     return expired
+
+
+def _close_payment_later(number: str) -> None:
+    from orders import tasks
+
+    tasks.close_wechat_pay_order.delay(number)
+
+
+def close_wechat_pay_order(*, number: str) -> None:
+    """Close an expired order at WeChat Pay; nothing to do in the demo or without WeChat Pay."""
+    from integrations.vendors.wechat_pay import PaymentNotConfigured, payment_gateway
+
+    try:
+        gateway = payment_gateway()
+    except PaymentNotConfigured:
+        return
+    if not gateway.is_development:
+        gateway.close_order(out_trade_no=number)

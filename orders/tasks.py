@@ -18,3 +18,8 @@ def send_refund(refund_id: int) -> None:
 @shared_task(name="orders.reconcile_pending_payments")
 def reconcile_pending_payments() -> int:
     return services.reconcile_pending_payments()
+
+
+@shared_task(name="orders.close_wechat_pay_order", autoretry_for=(Exception,), retry_backoff=30, max_retries=5)
+def close_wechat_pay_order(number: str) -> None:
+    services.close_wechat_pay_order(number=number)

@@ -98,3 +98,24 @@ def test_reconciliation_leaves_fresh_orders_to_their_notice(order, monkeypatch):
     monkeypatch.setattr("integrations.vendors.wechat_pay.payment_gateway", lambda: gateway)
     assert reconcile_pending_payments(now=timezone.now()) == 0
     assert gateway.asked == []
+
+
+class _ClosingGateway:
+    is_development = False
+
+    def __init__(self):
+        self.closed = []
+
+    def close_order(self, *, out_trade_no):
+        self.closed.append(out_trade_no)
+
+
+def test_an_expired_order_is_closed_at_wechat_pay_after_commit(order, monkeypatch, django_capture_on_commit_callbacks):
+    gateway = _ClosingGateway()
+    monkeypatch.setattr("integrations.vendors.wechat_pay.payment_gateway", lambda: gateway)
+    with django_capture_on_commit_callbacks(execute=False) as pending:
+        expire_unpaid_orders(now=order.expires_at + timedelta(seconds=1))
+    assert gateway.closed == []  # nothing leaves the transaction before it commits
+    for callback in pending:
+        callback()
+    assert gateway.closed == [order.number]
