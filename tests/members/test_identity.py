@@ -1,14 +1,12 @@
 """Members: sign-in by WeChat identity, phone binding, and the home store that brought them in."""
 
-import threading
-
 import pytest
-from django.db import connections
 
 from members.models import Member
 from members.services import bind_phone, set_home_store_once, sign_in_for_development, sign_in_with_wechat
 from o2o.errors import ApplicationError
 from o2o.phone import InvalidPhone, mask_phone, normalize_cn_mobile
+from tests.concurrency import run_at_once
 from tests.factories import MemberFactory, StoreFactory
 
 pytestmark = pytest.mark.django_db
@@ -89,23 +87,7 @@ def test_the_first_store_that_brought_a_member_in_stays_their_home_store():
 @pytest.mark.postgres
 @pytest.mark.django_db(transaction=True)
 def test_two_first_sign_ins_at_once_make_one_member():
-    barrier = threading.Barrier(2)
-    results, errors = [], []
-
-    def sign_in():
-        try:
-            barrier.wait()
-            results.append(sign_in_with_wechat(openid="o-race", nickname="并发").pk)
-        except Exception as exc:  # noqa: BLE001
-            errors.append(exc)
-        finally:
-            connections.close_all()
-
-    threads = [threading.Thread(target=sign_in) for _ in range(2)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
+    results, errors = run_at_once([lambda: sign_in_with_wechat(openid="o-race", nickname="并发").pk] * 2)
     assert not errors
     assert len(set(results)) == 1
     assert Member.objects.filter(openid="o-race").count() == 1

@@ -3,7 +3,7 @@ from decimal import Decimal
 import pytest
 
 from inventory.services import receive_stock
-from orders.services import set_cart_quantity
+from orders.services import place_order, set_cart_quantity
 from tests.factories import MemberFactory, SkuFactory, StoreFactory
 
 
@@ -28,3 +28,16 @@ def member():
 def cart(member, formula):
     set_cart_quantity(member=member, sku=formula, quantity=2)
     return member
+
+
+@pytest.fixture
+def development_payments(settings):
+    """The demo's payment stand-in: WeChat Pay not configured, development payments allowed."""
+    settings.O2O_DEVELOPMENT_PAYMENTS = True
+    settings.WECHAT_PAY_MCH_ID = ""
+
+
+@pytest.fixture
+def order(cart, store):
+    """The cart ordered for pickup at the store, awaiting payment."""
+    return place_order(member=cart, fulfilment="pickup", pickup_store=store)

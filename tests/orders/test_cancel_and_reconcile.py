@@ -12,7 +12,6 @@ from orders.services import (
     cancel_order,
     confirm_payment,
     expire_unpaid_orders,
-    place_order,
     reconcile_pending_payments,
 )
 from tests.factories import MemberFactory
@@ -21,14 +20,8 @@ pytestmark = pytest.mark.django_db
 
 
 @pytest.fixture(autouse=True)
-def development_payments(settings):
-    settings.O2O_DEVELOPMENT_PAYMENTS = True
-    settings.WECHAT_PAY_MCH_ID = ""
-
-
-@pytest.fixture
-def order(cart, store):
-    return place_order(member=cart, fulfilment="pickup", pickup_store=store)
+def _development_payments(development_payments):
+    pass
 
 
 def test_cancelling_an_unpaid_order_releases_its_stock_and_refunds_nothing(order, cart, store, formula):

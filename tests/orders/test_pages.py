@@ -5,7 +5,6 @@ from django.urls import reverse
 
 from members.session import MEMBER_SESSION_KEY
 from orders.models import Order
-from orders.services import place_order
 from tests.factories import MemberFactory
 
 pytestmark = pytest.mark.django_db
@@ -16,11 +15,6 @@ def _signed_in(client, member):
     session[MEMBER_SESSION_KEY] = member.pk
     session.save()
     return client
-
-
-@pytest.fixture
-def order(cart, store):
-    return place_order(member=cart, fulfilment="pickup", pickup_store=store)
 
 
 def test_a_member_sees_their_order_and_pays_it_with_the_development_payment(client, settings, order, cart):

@@ -1,30 +1,23 @@
 """Payment confirmation (once per transaction, exact amount) and the unpaid-order sweeper."""
 
-import threading
 from datetime import timedelta
 
 import pytest
-from django.db import connections
 from django.utils import timezone
 
 from inventory.models import Stock, StockMove
 from o2o.errors import ApplicationError
 from orders.models import Order, OrderEvent, Payment, Refund
 from orders.services import confirm_payment, expire_unpaid_orders, place_order, set_cart_quantity
+from tests.concurrency import run_at_once
 from tests.factories import MemberFactory
 
 pytestmark = pytest.mark.django_db
 
 
 @pytest.fixture(autouse=True)
-def development_payments(settings):
-    settings.O2O_DEVELOPMENT_PAYMENTS = True
-    settings.WECHAT_PAY_MCH_ID = ""
-
-
-@pytest.fixture
-def order(cart, store):
-    return place_order(member=cart, fulfilment="pickup", pickup_store=store)
+def _development_payments(development_payments):
+    pass
 
 
 def _pay(order, transaction_id="wx-0001", amount=None):
@@ -88,23 +81,7 @@ def test_a_payment_after_expiry_is_recorded_and_refunded_in_full(order, django_c
 @pytest.mark.django_db(transaction=True)
 def test_concurrent_duplicate_notices_pay_once(cart, store):
     order = place_order(member=cart, fulfilment="pickup", pickup_store=store)
-    barrier = threading.Barrier(4)
-    errors = []
-
-    def notify():
-        try:
-            barrier.wait()
-            _pay(order, transaction_id="wx-dup")
-        except Exception as exc:  # noqa: BLE001
-            errors.append(exc)
-        finally:
-            connections.close_all()
-
-    threads = [threading.Thread(target=notify) for _ in range(4)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
+    _results, errors = run_at_once([lambda: _pay(order, transaction_id="wx-dup")] * 4)
     assert not errors
     assert Payment.objects.filter(transaction_id="wx-dup").count() == 1
     assert OrderEvent.objects.filter(order=order, to_status="paid").count() == 1
@@ -119,24 +96,11 @@ def test_two_sweepers_at_once_expire_each_order_once(store, formula):
         set_cart_quantity(member=member, sku=formula, quantity=1)
         orders.append(place_order(member=member, fulfilment="pickup", pickup_store=store))
     later = max(o.expires_at for o in orders) + timedelta(seconds=1)
-    barrier = threading.Barrier(2)
-    counts, errors = [], []
 
-    def sweep():
-        try:
-            barrier.wait()
-            counts.append(expire_unpaid_orders(now=later, batch_size=3))
-            counts.append(expire_unpaid_orders(now=later, batch_size=3))
-        except Exception as exc:  # noqa: BLE001
-            errors.append(exc)
-        finally:
-            connections.close_all()
+    def sweep_twice():
+        return expire_unpaid_orders(now=later, batch_size=3) + expire_unpaid_orders(now=later, batch_size=3)
 
-    threads = [threading.Thread(target=sweep) for _ in range(2)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
+    counts, errors = run_at_once([sweep_twice, sweep_twice])
     assert not errors
     assert sum(counts) == 6
     assert Order.objects.filter(status="expired").count() == 6
@@ -151,27 +115,10 @@ def test_concurrent_checkouts_of_the_last_units_never_oversell(store, formula):
     members = [MemberFactory() for _ in range(25)]
     for member in members:
         set_cart_quantity(member=member, sku=formula, quantity=1)
-    barrier = threading.Barrier(len(members))
-    placed, refused, errors = [], [], []
-
-    def checkout(member):
-        try:
-            barrier.wait()
-            placed.append(place_order(member=member, fulfilment="pickup", pickup_store=store).pk)
-        except ApplicationError as exc:
-            refused.append(exc.code)
-        except Exception as exc:  # noqa: BLE001
-            errors.append(exc)
-        finally:
-            connections.close_all()
-
-    threads = [threading.Thread(target=checkout, args=(m,)) for m in members]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    assert not errors
+    placed, raised = run_at_once(
+        [lambda m=m: place_order(member=m, fulfilment="pickup", pickup_store=store) for m in members]
+    )
     assert len(placed) == 10
-    assert refused == ["insufficient_stock"] * 15
+    assert [getattr(exc, "code", repr(exc)) for exc in raised] == ["insufficient_stock"] * 15
     stock = Stock.objects.get(store=store, sku=formula)
     assert (stock.on_hand, stock.reserved) == (10, 10)

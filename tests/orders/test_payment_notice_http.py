@@ -10,7 +10,6 @@ import pytest
 from django.urls import reverse
 
 from orders.models import Order, Payment
-from orders.services import place_order
 from tests.integrations.test_wechat_pay_vendor import (
     APIV3_KEY,
     APPID,
@@ -41,11 +40,6 @@ def wechat_pay_configured(settings):
     settings.WECHAT_PAY_NOTIFY_URL = NOTIFY_URL
     settings.WECHAT_PAY_PUBLIC_KEY = _public_pem(PLATFORM_KEY)
     settings.WECHAT_PAY_PUBLIC_KEY_ID = PUBLIC_KEY_ID
-
-
-@pytest.fixture
-def order(cart, store):
-    return place_order(member=cart, fulfilment="pickup", pickup_store=store)
 
 
 def _notice(order, *, key=PLATFORM_KEY, sent_at=None, **changes):
