@@ -23,6 +23,7 @@ urlpatterns = [
     path("payments/wechat/notify/", include("orders.urls_payments")),
     path("console/", include("stores.urls_console")),
     path("console/stock/", include("inventory.urls_console")),
+    path("api/v1/mall/", include("orders.api.urls")),
     path("api/v1/", include(api_v1)),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),

@@ -9,6 +9,7 @@ import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 from django.utils.translation import gettext as _
@@ -52,6 +53,13 @@ def set_cart_quantity(*, member: Member, sku: SKU, quantity: int) -> CartLine | 
 
 
 def add_to_cart(*, member: Member, sku: SKU, quantity: int = 1) -> CartLine:
+    """Add units of a SKU to the cart; a line holds at most 99."""
+    if not isinstance(quantity, int) or not 1 <= quantity <= MAX_LINE_QUANTITY:
+        raise ApplicationError(
+            _("Quantity must be between 1 and %(max)d.") % {"max": MAX_LINE_QUANTITY},
+            code="invalid_quantity",
+            details={"quantity": [str(quantity)]},
+        )
     current = CartLine.objects.filter(member=member, sku=sku).values_list("quantity", flat=True).first() or 0
     line = set_cart_quantity(member=member, sku=sku, quantity=min(current + quantity, MAX_LINE_QUANTITY))
     assert line is not None
@@ -285,6 +293,49 @@ def confirm_payment(
     # Paid too late (expired or cancelled meanwhile), or a second transaction for a paid order.
     request_refund(payment=payment, amount_fen=amount_fen, reason=_("Paid after the order had closed"))
     return order
+
+
+@dataclass(frozen=True)
+class PaymentStart:
+    order: Order
+    development: bool  # the demo's stand-in confirmed the order at once
+    pay_params: dict | None  # for WeixinJSBridge / wx.requestPayment, with WeChat Pay
+
+
+def start_payment(*, member: Member, order: Order) -> PaymentStart:
+    """Begin paying an order awaiting payment.
+
+    With WeChat Pay: a JSAPI prepay and the signed parameters for the page; the
+    payment notice, not this, marks the order paid. With the development stand-in
+    (no WeChat Pay, development payments allowed): the order is confirmed at once.
+    No transaction is held while WeChat Pay is called.
+    """
+    from integrations.vendors.wechat_pay import payment_gateway
+
+    if order.member_id != member.pk:
+        raise ApplicationError(_("No such order."), code="not_found", status=404)
+    if order.status != Order.Status.PENDING_PAYMENT or order.expires_at <= timezone.now():
+        raise Conflict(_("This order can no longer be paid."), code="not_payable")
+    gateway = payment_gateway()  # PaymentNotConfigured (503) when there is neither
+    if gateway.is_development:
+        paid = confirm_payment(
+            out_trade_no=order.number,
+            transaction_id=f"dev-{order.number}-{secrets.token_hex(4)}",
+            amount_fen=order.total_fen,
+            paid_at=timezone.now(),
+            is_development=True,
+        )
+        return PaymentStart(order=paid, development=True, pay_params=None)
+    if not member.openid or member.openid.startswith("dev-"):
+        raise Conflict(_("Open the mall in WeChat to pay."), code="wechat_required")
+    prepay_id = gateway.create_jsapi_prepay(
+        out_trade_no=order.number,
+        description=f"{settings.O2O_CHAIN_NAME} {order.number}"[:127],
+        amount_fen=order.total_fen,
+        payer_openid=member.openid,
+        expires_at=order.expires_at,
+    )
+    return PaymentStart(order=order, development=False, pay_params=gateway.jsapi_pay_params(prepay_id=prepay_id))
 
 
 def request_refund(*, payment: Payment, amount_fen: int, reason: str) -> Refund:

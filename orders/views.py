@@ -1,9 +1,7 @@
 """The mall's cart, checkout and order pages. Thin: every rule is in orders.services."""
 
 import logging
-import secrets
 
-from django.conf import settings
 from django.contrib import messages
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
@@ -20,7 +18,6 @@ from integrations.vendors.wechat_pay import (
     payment_gateway,
 )
 from inventory.models import SKU
-from inventory.selectors import prices_at, stores_holding
 from members.session import current_member, member_required
 from o2o.errors import ApplicationError
 from o2o.geo import Point, amap_marker_url, format_distance, wgs84_to_gcj02
@@ -30,9 +27,8 @@ from orders import services
 from orders.forms import CheckoutForm
 from orders.models import Order
 from orders.pickup import pickup_token
-from orders.selectors import cart_lines, order_of, orders_of
+from orders.selectors import cart_lines, order_of, orders_of, pickup_options, priced_cart
 from stores.models import Store
-from stores.selectors import nearest_stores
 from stores.session import chosen_store
 
 logger = logging.getLogger(__name__)
@@ -86,30 +82,13 @@ def set_quantity(request: HttpRequest) -> HttpResponse:
 @require_GET
 def cart(request: HttpRequest) -> HttpResponse:
     store = chosen_store(request)
-    lines = list(cart_lines(current_member(request)))
-    prices = prices_at(store, [line.sku for line in lines])
+    priced = priced_cart(current_member(request), store)
     rows = [
-        {
-            "line": line,
-            "unit": format_yuan(prices[line.sku.pk]),
-            "total": format_yuan(prices[line.sku.pk] * line.quantity),
-        }
-        for line in lines
+        {"line": line, "unit": format_yuan(line.unit_price_fen), "total": format_yuan(line.line_total_fen)}
+        for line in priced.lines
     ]
-    subtotal = sum(prices[line.sku.pk] * line.quantity for line in lines)
+    subtotal = priced.subtotal_fen
     return render(request, "orders/cart.html", {"rows": rows, "subtotal": format_yuan(subtotal), "store": store})
-
-
-def _pickup_options(request: HttpRequest, member) -> list[dict]:
-    """Stores that hold every cart item, nearest to the chosen store first (the chosen one leads if it can)."""
-    holding = stores_holding((line.sku, line.quantity) for line in cart_lines(member)).filter(offers_pickup=True)
-    store = chosen_store(request)
-    if store is None:
-        return [{"store": s, "distance": ""} for s in holding.order_by("code")[:10]]
-    return [
-        {"store": found.store, "distance": format_distance(found.distance_m)}
-        for found in nearest_stores(store.point.lat, store.point.lng, limit=10, queryset=holding)
-    ]
 
 
 @member_required
@@ -145,7 +124,13 @@ def checkout(request: HttpRequest) -> HttpResponse:
     delivery_quote = services.quote(member=member, fulfilment="delivery")
     context = {
         "form": form,
-        "pickup_options": _pickup_options(request, member),
+        "pickup_options": [
+            {
+                "store": option.store,
+                "distance": format_distance(option.distance_m) if option.distance_m is not None else "",
+            }
+            for option in pickup_options(member, store)
+        ],
         "chosen_store": store,
         "pickup_total": format_yuan(pickup_quote.total_fen),
         "delivery_items": format_yuan(delivery_quote.items_fen),
@@ -186,17 +171,12 @@ def development_payment(request: HttpRequest, number: str) -> HttpResponse:
     """The demo's stand-in for WeChat Pay: confirms the order as a payment notice would. Absent otherwise."""
     if not _development_payments():
         raise Http404
-    order = order_of(current_member(request), number)
+    member = current_member(request)
+    order = order_of(member, number)
     if order is None:
         raise Http404
     try:
-        services.confirm_payment(
-            out_trade_no=order.number,
-            transaction_id=f"dev-{order.number}-{secrets.token_hex(4)}",
-            amount_fen=order.total_fen,
-            paid_at=timezone.now(),
-            is_development=True,
-        )
+        services.start_payment(member=member, order=order)
     except ApplicationError as error:
         messages.error(request, error.message)
     return redirect("orders:detail", number=order.number)
@@ -217,22 +197,11 @@ def wechat_pay(request: HttpRequest, number: str) -> JsonResponse:
     order = order_of(member, number)
     if order is None:
         raise Http404
-    if order.status != Order.Status.PENDING_PAYMENT or order.expires_at <= timezone.now():
-        return JsonResponse({"code": "not_payable", "message": _("This order can no longer be paid.")}, status=409)
-    if not member.openid or member.openid.startswith("dev-"):
-        return JsonResponse({"code": "wechat_required", "message": _("Open the mall in WeChat to pay.")}, status=409)
     try:
-        gateway = payment_gateway()
-        prepay_id = gateway.create_jsapi_prepay(
-            out_trade_no=order.number,
-            description=f"{settings.O2O_CHAIN_NAME} {order.number}"[:127],
-            amount_fen=order.total_fen,
-            payer_openid=member.openid,
-            expires_at=order.expires_at,
-        )
-        return JsonResponse(gateway.jsapi_pay_params(prepay_id=prepay_id))
+        started = services.start_payment(member=member, order=order)
     except ApplicationError as error:
         return JsonResponse({"code": error.code, "message": error.message}, status=error.status)
+    return JsonResponse(started.pay_params or {"development": True})
 
 
 @member_required
