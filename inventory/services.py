@@ -11,10 +11,10 @@ so two multi-line operations never deadlock each other.
 
 from collections.abc import Iterable
 from dataclasses import dataclass
+from enum import Enum
 
 from django.contrib.auth.models import AbstractBaseUser
-from django.db import transaction
-from django.db.models import F, Q
+from django.db import connection, transaction
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
@@ -59,40 +59,66 @@ def _merged_lines(lines: Iterable[StockLine]) -> list[StockLine]:
     return [totals[pk] for pk in sorted(totals)]
 
 
-def _apply_change(
+class _Guard(Enum):
+    """What a conditional stock change requires of the row, written in its WHERE clause."""
+
+    NONE = ""
+    AVAILABLE = "AND on_hand - reserved >= %s"  # enough unreserved units to reserve
+    RESERVED = "AND reserved >= %s"  # enough reserved units to release or hand over
+
+
+# The table name comes from the model and the guard from _Guard: no user input reaches the text.
+_CHANGE_SQL = (
+    f"UPDATE {Stock._meta.db_table} "  # noqa: S608
+    "SET on_hand = on_hand + %s, reserved = reserved + %s, updated_at = %s "
+    "WHERE store_id = %s AND sku_id = %s {guard} RETURNING on_hand, reserved"
+)
+
+
+def _change_row(
+    *, store: Store, sku: SKU, on_hand_delta: int, reserved_delta: int, guard: _Guard, amount: int = 0
+) -> tuple[int, int] | None:
+    """One conditional UPDATE … RETURNING: the row's values after the change, or None if the guard failed.
+
+    Django's update() cannot return the new values, and reading them back would cost
+    another statement per line; the UPDATE holds the row lock until commit either way.
+    """
+    params = [
+        on_hand_delta,
+        reserved_delta,
+        connection.ops.adapt_datetimefield_value(timezone.now()),
+        store.pk,
+        sku.pk,
+    ]
+    if guard is not _Guard.NONE:
+        params.append(amount)
+    with connection.cursor() as cursor:
+        cursor.execute(_CHANGE_SQL.format(guard=guard.value), params)
+        row = cursor.fetchone()
+    return (row[0], row[1]) if row else None
+
+
+def _move(
     *,
     store: Store,
     sku: SKU,
     kind: str,
     on_hand_delta: int,
     reserved_delta: int,
-    condition: Q,
+    after: tuple[int, int],
     actor: AbstractBaseUser | None,
     reason: str,
     reference: str,
-) -> StockMove | None:
-    """Apply one conditional change to a stock row and record it; None if the condition failed."""
-    updated = (
-        Stock.objects.filter(store=store, sku=sku)
-        .filter(condition)
-        .update(
-            on_hand=F("on_hand") + on_hand_delta,
-            reserved=F("reserved") + reserved_delta,
-            updated_at=timezone.now(),
-        )
-    )
-    if not updated:
-        return None
-    # Our UPDATE holds the row lock until commit, so this read sees exactly our result.
-    after = Stock.objects.filter(store=store, sku=sku).values("on_hand", "reserved").get()
-    return StockMove.objects.create(
+) -> StockMove:
+    """The ledger row of one change (unsaved: callers write a batch at once)."""
+    return StockMove(
         store=store,
         sku=sku,
         kind=kind,
         on_hand_delta=on_hand_delta,
         reserved_delta=reserved_delta,
-        on_hand_after=after["on_hand"],
-        reserved_after=after["reserved"],
+        on_hand_after=after[0],
+        reserved_after=after[1],
         actor=actor if getattr(actor, "is_authenticated", False) else None,
         reason=reason[:255],
         reference=reference[:64],
@@ -123,19 +149,12 @@ def receive_stock(
     """Add goods that arrived at a store (a delivery from a supplier, a return to shelf)."""
     _check_quantity(quantity)
     Stock.objects.get_or_create(store=store, sku=sku)
-    move = _apply_change(
-        store=store,
-        sku=sku,
-        kind=kind,
-        on_hand_delta=quantity,
-        reserved_delta=0,
-        condition=Q(),
-        actor=actor,
-        reason=reason,
-        reference=reference,
-    )
-    assert move is not None  # an unconditional change on an existing row always applies
-    return move
+    after = _change_row(store=store, sku=sku, on_hand_delta=quantity, reserved_delta=0, guard=_Guard.NONE)
+    assert after is not None  # an unconditional change on an existing row always applies
+    change = {"on_hand_delta": quantity, "reserved_delta": 0, "after": after}
+    return StockMove.objects.bulk_create(
+        [_move(store=store, sku=sku, kind=kind, actor=actor, reason=reason, reference=reference, **change)]
+    )[0]
 
 
 @transaction.atomic
@@ -157,22 +176,15 @@ def adjust_stock_count(
             code="count_below_reserved",
             details={"counted": [counted], "reserved": [stock.reserved]},
         )
-    move = _apply_change(
-        store=store,
-        sku=sku,
-        kind=StockMove.Kind.COUNT,
-        on_hand_delta=counted - stock.on_hand,
-        reserved_delta=0,
-        condition=Q(),
-        actor=actor,
-        reason=reason,
-        reference="",
-    )
-    assert move is not None
-    return move
+    delta = counted - stock.on_hand
+    after = _change_row(store=store, sku=sku, on_hand_delta=delta, reserved_delta=0, guard=_Guard.NONE)
+    assert after is not None
+    change = {"on_hand_delta": delta, "reserved_delta": 0, "after": after}
+    return StockMove.objects.bulk_create(
+        [_move(store=store, sku=sku, kind=StockMove.Kind.COUNT, actor=actor, reason=reason, reference="", **change)]
+    )[0]
 
 
-@transaction.atomic
 def reserve_stock(
     *,
     store: Store,
@@ -180,25 +192,40 @@ def reserve_stock(
     reference: str,
     actor: AbstractBaseUser | None = None,
     reason: str = "",
+    savepoint: bool = True,
 ) -> list[StockMove]:
-    """Hold units for an order or a transfer: all lines or none (InsufficientStock)."""
-    moves = []
-    for line in _merged_lines(lines):
-        move = _apply_change(
-            store=store,
-            sku=line.sku,
-            kind=StockMove.Kind.RESERVE,
-            on_hand_delta=0,
-            reserved_delta=line.quantity,
-            condition=Q(on_hand__gte=F("reserved") + line.quantity),
-            actor=actor,
-            reason=reason,
-            reference=reference,
-        )
-        if move is None:
-            raise _shortage(store, line)
-        moves.append(move)
-    return moves
+    """Hold units for an order or a transfer: all lines or none (InsufficientStock).
+
+    `savepoint=False` is for callers whose whole transaction fails with a shortage
+    anyway (checkout); a caller that tries another store after a shortage keeps it.
+    """
+    with transaction.atomic(savepoint=savepoint):
+        moves = []
+        for line in _merged_lines(lines):
+            after = _change_row(
+                store=store,
+                sku=line.sku,
+                on_hand_delta=0,
+                reserved_delta=line.quantity,
+                guard=_Guard.AVAILABLE,
+                amount=line.quantity,
+            )
+            if after is None:
+                raise _shortage(store, line)
+            moves.append(
+                _move(
+                    store=store,
+                    sku=line.sku,
+                    kind=StockMove.Kind.RESERVE,
+                    on_hand_delta=0,
+                    reserved_delta=line.quantity,
+                    after=after,
+                    actor=actor,
+                    reason=reason,
+                    reference=reference,
+                )
+            )
+        return StockMove.objects.bulk_create(moves)
 
 
 def _take_reserved(
@@ -213,26 +240,36 @@ def _take_reserved(
 ) -> list[StockMove]:
     moves = []
     for line in _merged_lines(lines):
-        move = _apply_change(
+        on_hand_delta = -line.quantity if consume else 0
+        after = _change_row(
             store=store,
             sku=line.sku,
-            kind=kind,
-            on_hand_delta=-line.quantity if consume else 0,
+            on_hand_delta=on_hand_delta,
             reserved_delta=-line.quantity,
-            condition=Q(reserved__gte=line.quantity),
-            actor=actor,
-            reason=reason,
-            reference=reference,
+            guard=_Guard.RESERVED,
+            amount=line.quantity,
         )
-        if move is None:
+        if after is None:
             raise Conflict(
                 _("Fewer than %(qty)d of %(sku)s are reserved at %(store)s.")
                 % {"qty": line.quantity, "sku": line.sku.code, "store": store.name},
                 code="not_reserved",
                 details={"sku": [line.sku.code]},
             )
-        moves.append(move)
-    return moves
+        moves.append(
+            _move(
+                store=store,
+                sku=line.sku,
+                kind=kind,
+                on_hand_delta=on_hand_delta,
+                reserved_delta=-line.quantity,
+                after=after,
+                actor=actor,
+                reason=reason,
+                reference=reference,
+            )
+        )
+    return StockMove.objects.bulk_create(moves)
 
 
 @transaction.atomic

@@ -82,9 +82,10 @@ def set_home_store_once(*, member: Member, store: Store, source: str) -> bool:
 
     One conditional UPDATE, so two entries at once cannot both set it. Returns whether it was set.
     """
+    now = timezone.now()
     updated = Member.objects.filter(pk=member.pk, home_store__isnull=True).update(
-        home_store=store, home_store_source=source, home_store_set_at=timezone.now()
+        home_store=store, home_store_source=source, home_store_set_at=now
     )
     if updated:
-        member.refresh_from_db(fields=["home_store", "home_store_source", "home_store_set_at"])
+        member.home_store, member.home_store_source, member.home_store_set_at = store, source, now
     return bool(updated)

@@ -5,6 +5,7 @@ from django.utils.translation import gettext_lazy as _
 
 from o2o.money import format_yuan
 from orders.models import MallSettings, Order, OrderEvent, OrderLine, Payment, Refund
+from orders.selectors import forget_mall_settings
 
 
 class ReadOnlyInline(admin.TabularInline):
@@ -78,6 +79,10 @@ class MallSettingsAdmin(admin.ModelAdmin):
 
     def has_add_permission(self, request):
         return not MallSettings.objects.exists()
+
+    def save_model(self, request, obj, form, change):
+        super().save_model(request, obj, form, change)
+        forget_mall_settings()
 
     def has_delete_permission(self, request, obj=None):
         return False

@@ -2,6 +2,7 @@
 
 from dataclasses import dataclass, field
 
+from django.core.cache import cache
 from django.db.models import QuerySet
 
 from inventory.models import SKU
@@ -47,10 +48,22 @@ class PickupOption:
     distance_m: float | None  # from the shopper's chosen store; None without one
 
 
+_MALL_SETTINGS_CACHE_KEY = "orders:mall-settings"
+_MALL_SETTINGS_SECONDS = 60  # every process sees HQ's change within a minute
+
+
 def mall_settings() -> MallSettings:
-    """HQ's checkout rules (the defaults until HQ saves its own)."""
-    settings, _created = MallSettings.objects.get_or_create(pk=1)
-    return settings
+    """HQ's checkout rules (the defaults until HQ saves its own), cached: every checkout reads them."""
+    rules = cache.get(_MALL_SETTINGS_CACHE_KEY)
+    if rules is None:
+        rules, _created = MallSettings.objects.get_or_create(pk=1)
+        cache.set(_MALL_SETTINGS_CACHE_KEY, rules, _MALL_SETTINGS_SECONDS)
+    return rules
+
+
+def forget_mall_settings() -> None:
+    """Drop the cached rules after HQ changes them."""
+    cache.delete(_MALL_SETTINGS_CACHE_KEY)
 
 
 def cart_lines(member: Member) -> QuerySet[CartLine]:

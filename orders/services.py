@@ -204,6 +204,7 @@ def place_order(
             lines=[StockLine(sku=sku, quantity=quantity) for sku, quantity, _price in priced.lines],
             reference=f"order:{order.number}",
             reason="online order",
+            savepoint=False,  # a shortage fails the whole checkout anyway
         )
     OrderEvent.objects.create(
         order=order, from_status="", to_status=order.status, actor_type=OrderEvent.Actor.MEMBER, actor_label=str(member)

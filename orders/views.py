@@ -95,7 +95,7 @@ def cart(request: HttpRequest) -> HttpResponse:
 @require_http_methods(["GET", "POST"])
 def checkout(request: HttpRequest) -> HttpResponse:
     member = current_member(request)
-    if not cart_lines(member).exists():
+    if request.method == "GET" and not cart_lines(member).exists():
         return redirect("orders:cart")
     form = CheckoutForm(request.POST or None, initial={"fulfilment": Order.Fulfilment.PICKUP})
     if request.method == "POST" and form.is_valid():

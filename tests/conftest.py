@@ -77,3 +77,13 @@ def admin_client(db, admin_user):
     client = Client(HTTP_ACCEPT_LANGUAGE="en")
     client.force_login(admin_user)
     return client
+
+
+@pytest.fixture(autouse=True)
+def _fresh_cached_rules():
+    """Rules cached across requests (HQ's checkout settings) must not leak from one test's database to the next."""
+    from orders.selectors import forget_mall_settings
+
+    forget_mall_settings()
+    yield
+    forget_mall_settings()

@@ -66,16 +66,16 @@ def test_two_multi_line_reservations_taking_the_same_skus_in_opposite_order_neve
     store, formula, diapers = StoreFactory(), SkuFactory(), SkuFactory()
     receive_stock(store=store, sku=formula, quantity=11)
     receive_stock(store=store, sku=diapers, quantity=11)
-    apply_change = services._apply_change
+    change_row = services._change_row
 
-    def slow_apply_change(**kwargs):
-        move = apply_change(**kwargs)
+    def slow_change_row(**kwargs):
+        after = change_row(**kwargs)
         time.sleep(0.05)  # the row stays locked by our transaction meanwhile
-        return move
+        return after
 
     # When, over several rounds, one order takes formula then diapers and the other diapers then formula
     outcomes = []
-    with mock.patch.object(services, "_apply_change", slow_apply_change):
+    with mock.patch.object(services, "_change_row", slow_change_row):
         for round_no in range(6):
             outcomes += run_at_once(
                 [
