@@ -12,6 +12,8 @@ import environ
 from django.core.exceptions import ImproperlyConfigured
 from django.utils.translation import gettext_lazy as _
 
+from o2o import beat
+
 BASE_DIR = Path(__file__).resolve().parent.parent
 
 env = environ.Env()
@@ -201,7 +203,8 @@ CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
 CELERY_TASK_ALWAYS_EAGER = env.bool("CELERY_TASK_ALWAYS_EAGER", default=False)
-# Periodic jobs (sweepers, sync) are declared by the apps that own them, in o2o/beat.py.
+# Periodic jobs (sweepers, sync): the whole schedule is in o2o/beat.py.
+CELERY_BEAT_SCHEDULE = beat.BEAT_SCHEDULE
 
 LOGGING = {
     "version": 1,
