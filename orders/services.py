@@ -14,6 +14,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
+from integrations.vendors import wechat_pay
 from inventory.models import SKU
 from inventory.selectors import prices_at, stores_holding
 from inventory.services import StockLine, release_stock, reserve_stock
@@ -311,13 +312,11 @@ def start_payment(*, member: Member, order: Order) -> PaymentStart:
     (no WeChat Pay, development payments allowed): the order is confirmed at once.
     No transaction is held while WeChat Pay is called.
     """
-    from integrations.vendors.wechat_pay import payment_gateway
-
     if order.member_id != member.pk:
         raise ApplicationError(_("No such order."), code="not_found", status=404)
     if order.status != Order.Status.PENDING_PAYMENT or order.expires_at <= timezone.now():
         raise Conflict(_("This order can no longer be paid."), code="not_payable")
-    gateway = payment_gateway()  # PaymentNotConfigured (503) when there is neither
+    gateway = wechat_pay.payment_gateway()  # PaymentNotConfigured (503) when there is neither
     if gateway.is_development:
         paid = confirm_payment(
             out_trade_no=order.number,
@@ -358,13 +357,11 @@ def request_refund(*, payment: Payment, amount_fen: int, reason: str) -> Refund:
 
 def send_refund(*, refund_id: int) -> Refund:
     """Ask the payment gateway to pay a recorded refund back; safe to run twice."""
-    from integrations.vendors.wechat_pay import payment_gateway
-
     with transaction.atomic():
         refund = Refund.objects.select_for_update().select_related("payment__order").get(pk=refund_id)
         if refund.status != Refund.Status.PROCESSING or refund.refund_id:
             return refund
-    result = payment_gateway().refund(
+    result = wechat_pay.payment_gateway().refund(
         out_trade_no=refund.payment.order.number,
         out_refund_no=refund.out_refund_no,
         refund_fen=refund.amount_fen,
@@ -410,11 +407,9 @@ def reconcile_pending_payments(
 
     Queries run outside any transaction; each confirmation is its own (idempotent) transaction.
     """
-    from integrations.vendors.wechat_pay import PaymentNotConfigured, payment_gateway
-
     try:
-        gateway = payment_gateway()
-    except PaymentNotConfigured:
+        gateway = wechat_pay.payment_gateway()
+    except wechat_pay.PaymentNotConfigured:
         return 0
     if gateway.is_development:
         return 0
@@ -474,11 +469,9 @@ def _close_payment_later(number: str) -> None:
 
 def close_wechat_pay_order(*, number: str) -> None:
     """Close an expired order at WeChat Pay; nothing to do in the demo or without WeChat Pay."""
-    from integrations.vendors.wechat_pay import PaymentNotConfigured, payment_gateway
-
     try:
-        gateway = payment_gateway()
-    except PaymentNotConfigured:
+        gateway = wechat_pay.payment_gateway()
+    except wechat_pay.PaymentNotConfigured:
         return
     if not gateway.is_development:
         gateway.close_order(out_trade_no=number)
