@@ -18,6 +18,7 @@ from integrations.vendors.wechat_pay import (
     payment_gateway,
 )
 from inventory.models import SKU
+from members.models import Member
 from members.session import current_member, member_required
 from o2o.errors import ApplicationError
 from o2o.geo import Point, amap_marker_url, format_distance, wgs84_to_gcj02
@@ -33,6 +34,15 @@ from stores.session import chosen_store
 
 logger = logging.getLogger(__name__)
 _status_labels = dict(Order.Status.choices)
+
+
+def _own_order(request: HttpRequest, number: str) -> tuple[Member, Order]:
+    """The signed-in member and their order; another member's order looks exactly like none (404)."""
+    member = current_member(request)
+    order = order_of(member, number)
+    if order is None:
+        raise Http404
+    return member, order
 
 
 def _development_payments() -> bool:
@@ -144,9 +154,7 @@ def checkout(request: HttpRequest) -> HttpResponse:
 @member_required
 @require_GET
 def order_detail(request: HttpRequest, number: str) -> HttpResponse:
-    order = order_of(current_member(request), number)
-    if order is None:
-        raise Http404  # another member's order looks exactly like no order
+    _member, order = _own_order(request, number)
     context = {
         "order": order,
         "total": format_yuan(order.total_fen),
@@ -171,10 +179,7 @@ def development_payment(request: HttpRequest, number: str) -> HttpResponse:
     """The demo's stand-in for WeChat Pay: confirms the order as a payment notice would. Absent otherwise."""
     if not _development_payments():
         raise Http404
-    member = current_member(request)
-    order = order_of(member, number)
-    if order is None:
-        raise Http404
+    member, order = _own_order(request, number)
     try:
         services.start_payment(member=member, order=order)
     except ApplicationError as error:
@@ -193,10 +198,7 @@ def my_orders(request: HttpRequest) -> HttpResponse:
 @require_POST
 def wechat_pay(request: HttpRequest, number: str) -> JsonResponse:
     """The JSAPI pay parameters for WeixinJSBridge's getBrandWCPayRequest (inside WeChat)."""
-    member = current_member(request)
-    order = order_of(member, number)
-    if order is None:
-        raise Http404
+    member, order = _own_order(request, number)
     try:
         started = services.start_payment(member=member, order=order)
     except ApplicationError as error:
@@ -207,10 +209,7 @@ def wechat_pay(request: HttpRequest, number: str) -> JsonResponse:
 @member_required
 @require_POST
 def cancel(request: HttpRequest, number: str) -> HttpResponse:
-    member = current_member(request)
-    order = order_of(member, number)
-    if order is None:
-        raise Http404
+    member, order = _own_order(request, number)
     try:
         services.cancel_order(member=member, order=order)
     except ApplicationError as error:
