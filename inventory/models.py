@@ -171,6 +171,7 @@ class StockMove(models.Model):
         CONSUME = "consume", _("Reserved stock handed over")
         TRANSFER_OUT = "transfer_out", _("Transferred out")
         TRANSFER_IN = "transfer_in", _("Transferred in")
+        RETURN = "return", _("Returned by a customer")
 
     store = models.ForeignKey(Store, on_delete=models.PROTECT, related_name="stock_moves", verbose_name=_("store"))
     sku = models.ForeignKey(SKU, on_delete=models.PROTECT, related_name="stock_moves", verbose_name=_("SKU"))
@@ -244,6 +245,12 @@ class StockTransfer(models.Model):
     status = models.CharField(_("status"), max_length=10, choices=Status.choices, default=Status.REQUESTED)
     reference = models.CharField(_("reference"), max_length=64, blank=True, db_index=True)
     note = models.CharField(_("note"), max_length=255, blank=True)
+    hold_reference = models.CharField(
+        _("hold for"),
+        max_length=64,
+        blank=True,
+        help_text=_("An order this transfer is for: the goods arrive reserved under this reference."),
+    )
     requested_by = models.ForeignKey(
         settings.AUTH_USER_MODEL,
         null=True,

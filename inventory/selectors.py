@@ -89,6 +89,22 @@ def move_totals(*, store: Store, sku: SKU) -> tuple[int, int]:
     return totals["on_hand"] or 0, totals["reserved"] or 0
 
 
+def reserved_under(*, store: Store, reference: str) -> dict[int, int]:
+    """What is reserved at a store under a reference (an order's), by SKU id, from the ledger."""
+    rows = (
+        StockMove.objects.filter(store=store, reference=reference)
+        .values("sku_id")
+        .annotate(held=Sum("reserved_delta"))
+        .order_by()
+    )
+    return {row["sku_id"]: row["held"] for row in rows if row["held"]}
+
+
+def transfers_held_for(reference: str) -> QuerySet[StockTransfer]:
+    """Transfers made for an order, with their stores."""
+    return StockTransfer.objects.filter(hold_reference=reference).select_related("from_store", "to_store")
+
+
 def open_transfers(*, store: Store | None = None) -> QuerySet[StockTransfer]:
     transfers = StockTransfer.objects.filter(
         status__in=[StockTransfer.Status.REQUESTED, StockTransfer.Status.SHIPPED]

@@ -342,8 +342,12 @@ def request_transfer(
     actor: AbstractBaseUser | None = None,
     reference: str = "",
     note: str = "",
+    hold_reference: str = "",
 ) -> StockTransfer:
-    """Ask one store to send goods to another; the goods are reserved at the source at once."""
+    """Ask one store to send goods to another; the goods are reserved at the source at once.
+
+    With `hold_reference` (an order's), the goods arrive reserved for it at the destination.
+    """
     if from_store.pk == to_store.pk:
         raise ApplicationError(
             _("A transfer needs two different stores."), code="same_store", details={"to_store": [to_store.code]}
@@ -354,6 +358,7 @@ def request_transfer(
         to_store=to_store,
         reference=reference[:64],
         note=note[:255],
+        hold_reference=hold_reference[:64],
         requested_by=actor if getattr(actor, "is_authenticated", False) else None,
     )
     StockTransferLine.objects.bulk_create(
@@ -403,9 +408,14 @@ def ship_transfer(*, transfer: StockTransfer, actor: AbstractBaseUser | None = N
 def receive_transfer(
     *, transfer: StockTransfer, actor: AbstractBaseUser | None = None, reason: str = ""
 ) -> StockTransfer:
-    """The destination store takes the goods in: they join its on-hand stock."""
+    """The destination store takes the goods in: they join its on-hand stock.
+
+    A transfer held for an order reserves them at once, under the order's reference,
+    so nobody else can sell them on the way from the door to the order.
+    """
     locked, _source = _move_transfer(transfer, StockTransfer.Status.RECEIVED, actor=actor, reason=reason)
-    for line in _transfer_lines(locked):
+    lines = _transfer_lines(locked)
+    for line in lines:
         receive_stock(
             store=locked.to_store,
             sku=line.sku,
@@ -415,7 +425,55 @@ def receive_transfer(
             reference=f"transfer:{locked.pk}",
             kind=StockMove.Kind.TRANSFER_IN,
         )
+    if locked.hold_reference:
+        reserve_stock(
+            store=locked.to_store,
+            lines=lines,
+            reference=locked.hold_reference,
+            actor=actor,
+            reason=reason,
+            savepoint=False,
+        )
     return locked
+
+
+@transaction.atomic
+def stop_holding_transfer(*, hold_reference: str, actor: AbstractBaseUser | None = None, reason: str = "") -> int:
+    """The order a transfer was for is gone: cancel its transfers not yet shipped, and let shipped ones
+    arrive as ordinary stock. Returns how many transfers were touched."""
+    touched = 0
+    for transfer in StockTransfer.objects.filter(
+        hold_reference=hold_reference, status__in=[StockTransfer.Status.REQUESTED, StockTransfer.Status.SHIPPED]
+    ).order_by("pk"):
+        if transfer.status == StockTransfer.Status.REQUESTED:
+            cancel_transfer(transfer=transfer, actor=actor, reason=reason)
+        StockTransfer.objects.filter(pk=transfer.pk).update(hold_reference="")
+        touched += 1
+    return touched
+
+
+@transaction.atomic
+def return_stock(
+    *,
+    store: Store,
+    lines: Iterable[StockLine],
+    reference: str,
+    actor: AbstractBaseUser | None = None,
+    reason: str = "",
+) -> list[StockMove]:
+    """Goods a customer brought back join the store's on-hand stock again."""
+    return [
+        receive_stock(
+            store=store,
+            sku=line.sku,
+            quantity=line.quantity,
+            actor=actor,
+            reason=reason,
+            reference=reference,
+            kind=StockMove.Kind.RETURN,
+        )
+        for line in _merged_lines(lines)
+    ]
 
 
 @transaction.atomic

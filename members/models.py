@@ -1,4 +1,4 @@
-"""Members: one membership for online and offline. Identity, phone, home store and join date."""
+"""Members: one membership for online and offline. Identity, phone, home store, and purchases by store."""
 
 from django.db import models
 from django.db.models import Q
@@ -49,3 +49,35 @@ class Member(models.Model):
 
     def __str__(self) -> str:
         return self.nickname or self.phone or f"#{self.pk}"
+
+
+class Purchase(models.Model):
+    """A member's purchase at a store, online or at the POS: the member's own record of where they buy.
+
+    The latest purchase names the member's affinity store for dispatch. One row per
+    (channel, reference): recording the same sale twice changes nothing.
+    """
+
+    class Channel(models.TextChoices):
+        ONLINE = "online", _("Online order")
+        POS = "pos", _("Store till (POS)")
+
+    member = models.ForeignKey(Member, on_delete=models.PROTECT, related_name="purchases", verbose_name=_("member"))
+    store = models.ForeignKey(Store, on_delete=models.PROTECT, related_name="purchases", verbose_name=_("store"))
+    channel = models.CharField(_("channel"), max_length=10, choices=Channel.choices)
+    reference = models.CharField(_("reference"), max_length=64, help_text=_("Order number or POS receipt."))
+    amount_fen = models.PositiveIntegerField(_("amount (fen)"))
+    purchased_at = models.DateTimeField(_("purchased at"))
+    recorded_at = models.DateTimeField(_("recorded at"), auto_now_add=True)
+
+    class Meta:
+        verbose_name = _("purchase")
+        verbose_name_plural = _("purchases")
+        ordering = ["-purchased_at", "-pk"]
+        constraints = [
+            models.UniqueConstraint(fields=["channel", "store", "reference"], name="purchase_unique_reference"),
+        ]
+        indexes = [models.Index(fields=["member", "-purchased_at"], name="purchase_member_latest")]
+
+    def __str__(self) -> str:
+        return f"{self.get_channel_display()} {self.reference}"

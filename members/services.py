@@ -1,10 +1,12 @@
-"""Writes of members: sign-in, phone binding, the home store."""
+"""Writes of members: sign-in, phone binding, the home store, purchases."""
+
+from datetime import datetime
 
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
-from members.models import Member
+from members.models import Member, Purchase
 from o2o.errors import Conflict
 from o2o.phone import mask_phone, normalize_cn_mobile
 from stores.models import Store
@@ -89,3 +91,19 @@ def set_home_store_once(*, member: Member, store: Store, source: str) -> bool:
     if updated:
         member.home_store, member.home_store_source, member.home_store_set_at = store, source, now
     return bool(updated)
+
+
+def record_purchase(
+    *, member: Member, store: Store, channel: str, reference: str, amount_fen: int, purchased_at: datetime
+) -> Purchase:
+    """Record that the member bought at a store (an online order completed, a POS sale).
+
+    The same (channel, store, reference) is recorded once, however often it is reported.
+    """
+    purchase, _created = Purchase.objects.get_or_create(
+        channel=channel,
+        store=store,
+        reference=reference[:64],
+        defaults={"member": member, "amount_fen": amount_fen, "purchased_at": purchased_at},
+    )
+    return purchase

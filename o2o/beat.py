@@ -6,5 +6,7 @@ and expiry work runs as frequent sweepers over due rows, never as long ETA tasks
 
 BEAT_SCHEDULE: dict[str, dict] = {
     "expire-unpaid-orders": {"task": "orders.expire_unpaid_orders", "schedule": 30.0},
+    # Offers past their one-hour deadline go to the next store; lost dispatches are retried.
+    "sweep-dispatch": {"task": "orders.sweep_dispatch", "schedule": 30.0},
     "reconcile-pending-payments": {"task": "orders.reconcile_pending_payments", "schedule": 120.0},
 }

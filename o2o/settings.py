@@ -218,6 +218,11 @@ LOGGING = {
 # development sign-in and payment stand in (only with DJANGO_DEBUG=1).
 WECHAT_APP_ID = env.str("WECHAT_APP_ID", default="")
 WECHAT_APP_SECRET = env.str("WECHAT_APP_SECRET", default="")
+# Template message ids of the official account (模板消息), by purpose; empty: no message is sent.
+WECHAT_TEMPLATES = {
+    "new_order": env.str("WECHAT_TEMPLATE_NEW_ORDER", default=""),
+    "order_status": env.str("WECHAT_TEMPLATE_ORDER_STATUS", default=""),
+}
 WECHAT_PAY_MCH_ID = env.str("WECHAT_PAY_MCH_ID", default="")
 WECHAT_PAY_PRIVATE_KEY = env.str("WECHAT_PAY_PRIVATE_KEY", default="", multiline=True)
 WECHAT_PAY_CERT_SERIAL_NO = env.str("WECHAT_PAY_CERT_SERIAL_NO", default="")

@@ -1,5 +1,7 @@
 """Carts, orders with their lines and status history, and the payment ledger (payments, refunds)."""
 
+from django.conf import settings
+from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.db.models import F, Q
 from django.utils.translation import gettext_lazy as _
@@ -7,16 +9,38 @@ from django.utils.translation import gettext_lazy as _
 from inventory.models import SKU
 from members.models import Member
 from o2o.state_machine import StateMachine
-from stores.models import Store
+from stores.models import Staff, Store
+
+
+class ShortagePolicy(models.TextChoices):
+    TRANSFER = "transfer", _("Assign to the best store and transfer the rest from other stores")
+    EXCEPTION = "exception", _("Send the order to HQ's exception queue")
 
 
 class MallSettings(models.Model):
-    """HQ's checkout rules; one row (pk 1), read with `orders.selectors.mall_settings()`."""
+    """HQ's checkout and dispatch rules; one row (pk 1), read with `orders.selectors.mall_settings()`."""
 
     unpaid_order_minutes = models.PositiveIntegerField(_("minutes to pay before an order expires"), default=15)
     delivery_fee_fen = models.PositiveIntegerField(_("delivery fee (fen)"), default=800)
     free_delivery_from_fen = models.PositiveIntegerField(
         _("free delivery from (fen)"), default=9900, help_text=_("Items subtotal at or above which delivery is free.")
+    )
+    acceptance_minutes = models.PositiveIntegerField(
+        _("minutes for a store to accept an order"),
+        default=60,
+        validators=[MinValueValidator(1), MaxValueValidator(24 * 60)],
+        help_text=_("After this, the order goes to the next store (delivery) or to the exception queue (pickup)."),
+    )
+    shortage_policy = models.CharField(
+        _("when no single store holds everything"),
+        max_length=10,
+        choices=ShortagePolicy.choices,
+        default=ShortagePolicy.TRANSFER,
+    )
+    auto_complete_hours = models.PositiveIntegerField(
+        _("hours after delivery until an order completes by itself"),
+        default=24,
+        help_text=_("Unless the shopper confirms receipt earlier."),
     )
 
     class Meta:
@@ -56,16 +80,41 @@ class Order(models.Model):
         PENDING_PAYMENT = "pending_payment", _("Awaiting payment")
         PAID = "paid", _("Paid, waiting for the store")
         AWAITING_DISPATCH = "awaiting_dispatch", _("Paid, awaiting dispatch")
+        ASSIGNED = "assigned", _("Assigned to a store")
+        EXCEPTION = "exception", _("Waiting for HQ")
+        ACCEPTED = "accepted", _("Accepted by the store")
+        PREPARING = "preparing", _("Being prepared")
+        OUT_FOR_DELIVERY = "out_for_delivery", _("Out for delivery")
+        DELIVERED = "delivered", _("Delivered")
+        READY = "ready", _("Ready for pickup")
+        COMPLETED = "completed", _("Completed")
+        RETURNED = "returned", _("Returned")
         CANCELLED = "cancelled", _("Cancelled")
         EXPIRED = "expired", _("Expired unpaid")
 
     MACHINE = StateMachine(
         {
             Status.PENDING_PAYMENT: {Status.PAID, Status.AWAITING_DISPATCH, Status.CANCELLED, Status.EXPIRED},
-            Status.PAID: {Status.CANCELLED},
-            Status.AWAITING_DISPATCH: {Status.CANCELLED},
+            # Pickup: offered to the pickup store while paid.
+            Status.PAID: {Status.ACCEPTED, Status.EXCEPTION, Status.CANCELLED},
+            Status.AWAITING_DISPATCH: {Status.ASSIGNED, Status.EXCEPTION, Status.CANCELLED},
+            # Declined or not accepted in time: back to dispatch for the next store.
+            Status.ASSIGNED: {Status.ACCEPTED, Status.AWAITING_DISPATCH, Status.EXCEPTION, Status.CANCELLED},
+            Status.EXCEPTION: {Status.ASSIGNED, Status.PAID, Status.CANCELLED},
+            Status.ACCEPTED: {Status.PREPARING, Status.READY, Status.CANCELLED},
+            Status.PREPARING: {Status.OUT_FOR_DELIVERY, Status.CANCELLED},
+            Status.OUT_FOR_DELIVERY: {Status.DELIVERED},
+            Status.DELIVERED: {Status.COMPLETED, Status.RETURNED},
+            Status.READY: {Status.COMPLETED, Status.CANCELLED},
+            Status.COMPLETED: {Status.RETURNED},
         }
     )
+    # Before a store has accepted it, the shopper may call the order off.
+    SHOPPER_CANCELLABLE = frozenset(
+        {Status.PENDING_PAYMENT, Status.PAID, Status.AWAITING_DISPATCH, Status.ASSIGNED, Status.EXCEPTION}
+    )
+    # The goods have not left the store: HQ or the store may still cancel (with a full refund).
+    STORE_CANCELLABLE = frozenset({Status.ACCEPTED, Status.PREPARING, Status.READY})
 
     number = models.CharField(_("order number"), max_length=20, unique=True)
     member = models.ForeignKey(Member, on_delete=models.PROTECT, related_name="orders", verbose_name=_("member"))
@@ -90,6 +139,24 @@ class Order(models.Model):
         verbose_name=_("credited store"),
         help_text=_("The member's home store: the branch this sale counts for."),
     )
+    fulfilling_store = models.ForeignKey(
+        Store,
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="fulfilled_orders",
+        verbose_name=_("fulfilling store"),
+        help_text=_("The store that accepted the order and hands the goods over."),
+    )
+    courier = models.ForeignKey(
+        Staff,
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="deliveries",
+        verbose_name=_("out for delivery with"),
+    )
+    exception_reason = models.CharField(_("why HQ must decide"), max_length=255, blank=True)
     recipient_name = models.CharField(_("recipient"), max_length=50, blank=True)
     recipient_phone = models.CharField(_("recipient phone"), max_length=16, blank=True)
     delivery_address = models.CharField(_("delivery address"), max_length=255, blank=True)
@@ -105,6 +172,9 @@ class Order(models.Model):
     pickup_code = models.CharField(_("pickup code"), max_length=6, blank=True)
     expires_at = models.DateTimeField(_("pay before"), db_index=True)
     paid_at = models.DateTimeField(_("paid at"), null=True, blank=True)
+    accepted_at = models.DateTimeField(_("accepted at"), null=True, blank=True)
+    delivered_at = models.DateTimeField(_("delivered at"), null=True, blank=True, db_index=True)
+    completed_at = models.DateTimeField(_("completed at"), null=True, blank=True)
     created_at = models.DateTimeField(_("created at"), auto_now_add=True)
 
     class Meta:
@@ -124,6 +194,11 @@ class Order(models.Model):
 
     def __str__(self) -> str:
         return self.number
+
+    @property
+    def reference(self) -> str:
+        """The stock ledger's reference for this order's reservations and hand-overs."""
+        return f"order:{self.number}"
 
 
 class OrderLine(models.Model):
@@ -158,6 +233,7 @@ class OrderEvent(models.Model):
     class Actor(models.TextChoices):
         MEMBER = "member", _("Member")
         STAFF = "staff", _("Staff")
+        HQ = "hq", _("HQ")
         SYSTEM = "system", _("System")
         PAYMENT = "payment", _("Payment")
 
@@ -219,3 +295,113 @@ class Refund(models.Model):
 
     def __str__(self) -> str:
         return self.out_refund_no
+
+
+class Assignment(models.Model):
+    """One offer of an order to one store, which must accept it before the deadline.
+
+    An order has at most one open (offered or accepted) assignment. Each assignment
+    ends with exactly one outcome: accepted, declined, expired or withdrawn.
+    """
+
+    class Status(models.TextChoices):
+        OFFERED = "offered", _("Waiting for the store")
+        ACCEPTED = "accepted", _("Accepted")
+        DECLINED = "declined", _("Declined")
+        EXPIRED = "expired", _("Not accepted in time")
+        WITHDRAWN = "withdrawn", _("Withdrawn")
+
+    class Basis(models.TextChoices):
+        AFFINITY = "affinity", _("The member's usual store")
+        NEAREST = "nearest", _("The nearest store")
+        TRANSFER = "transfer", _("Best store, with stock transfers")
+        PICKUP = "pickup", _("The shopper's pickup store")
+        HQ = "hq", _("Assigned by HQ")
+
+    MACHINE = StateMachine({Status.OFFERED: {Status.ACCEPTED, Status.DECLINED, Status.EXPIRED, Status.WITHDRAWN}})
+    OPEN = (Status.OFFERED, Status.ACCEPTED)
+
+    order = models.ForeignKey(Order, on_delete=models.CASCADE, related_name="assignments", verbose_name=_("order"))
+    store = models.ForeignKey(Store, on_delete=models.PROTECT, related_name="assignments", verbose_name=_("store"))
+    status = models.CharField(_("status"), max_length=10, choices=Status.choices, default=Status.OFFERED)
+    basis = models.CharField(_("chosen as"), max_length=10, choices=Basis.choices)
+    distance_m = models.PositiveIntegerField(_("distance (m)"), null=True, blank=True)
+    offered_at = models.DateTimeField(_("offered at"))
+    deadline = models.DateTimeField(_("accept before"))
+    decided_at = models.DateTimeField(_("decided at"), null=True, blank=True)
+    decided_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="+",
+        verbose_name=_("decided by"),
+    )
+    reason = models.CharField(_("reason"), max_length=255, blank=True)
+
+    class Meta:
+        verbose_name = _("assignment")
+        verbose_name_plural = _("assignments")
+        ordering = ["-offered_at", "-pk"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["order"], condition=Q(status__in=["offered", "accepted"]), name="assignment_one_open_per_order"
+            ),
+            models.CheckConstraint(condition=Q(deadline__gt=F("offered_at")), name="assignment_deadline_after_offer"),
+        ]
+        indexes = [
+            models.Index(fields=["deadline"], condition=Q(status="offered"), name="assignment_offered_deadline"),
+            models.Index(fields=["store", "status"], name="assignment_store_status"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.order_id} → {self.store_id} ({self.status})"
+
+
+class Return(models.Model):
+    """Goods of an order brought back to a store, with the refund they are owed."""
+
+    order = models.ForeignKey(Order, on_delete=models.PROTECT, related_name="returns", verbose_name=_("order"))
+    store = models.ForeignKey(Store, on_delete=models.PROTECT, related_name="returns", verbose_name=_("store"))
+    token = models.CharField(_("form token"), max_length=32, help_text=_("One return per submitted form."))
+    amount_fen = models.PositiveIntegerField(_("refund (fen)"))
+    reason = models.CharField(_("reason"), max_length=255, blank=True)
+    refund = models.OneToOneField(
+        Refund, null=True, blank=True, on_delete=models.PROTECT, related_name="store_return", verbose_name=_("refund")
+    )
+    received_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, on_delete=models.PROTECT, related_name="+", verbose_name=_("received by")
+    )
+    created_at = models.DateTimeField(_("at"), auto_now_add=True)
+
+    class Meta:
+        verbose_name = _("return")
+        verbose_name_plural = _("returns")
+        ordering = ["-created_at", "-pk"]
+        constraints = [models.UniqueConstraint(fields=["order", "token"], name="return_once_per_form")]
+
+    def __str__(self) -> str:
+        return f"{self.order_id} #{self.pk}"
+
+
+class ReturnLine(models.Model):
+    return_record = models.ForeignKey(Return, on_delete=models.CASCADE, related_name="lines", verbose_name=_("return"))
+    order_line = models.ForeignKey(OrderLine, on_delete=models.PROTECT, related_name="returned", verbose_name=_("line"))
+    quantity = models.PositiveIntegerField(_("quantity"))
+
+    class Meta:
+        verbose_name = _("returned line")
+        verbose_name_plural = _("returned lines")
+        constraints = [models.CheckConstraint(condition=Q(quantity__gte=1), name="return_line_quantity_positive")]
+
+    def __str__(self) -> str:
+        return f"{self.order_line} × {self.quantity}"
+
+
+class DispatchException(Order):
+    """HQ's exception queue: paid orders no store could take (the admin lists them apart)."""
+
+    class Meta:
+        proxy = True
+        verbose_name = _("dispatch exception")
+        verbose_name_plural = _("dispatch exceptions")

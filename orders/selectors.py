@@ -1,15 +1,17 @@
-"""Reads of carts and orders, shared by the mall's pages and its API."""
+"""Reads of carts and orders, shared by the mall's pages and its API, and the clerk console's."""
 
+import hashlib
 from dataclasses import dataclass, field
 
 from django.core.cache import cache
-from django.db.models import QuerySet
+from django.db.models import Q, QuerySet
+from django.utils import timezone
 
-from inventory.models import SKU
-from inventory.selectors import prices_at, stores_holding
+from inventory.models import SKU, StockTransfer
+from inventory.selectors import prices_at, stores_holding, transfers_held_for
 from members.models import Member
-from orders.models import CartLine, MallSettings, Order
-from stores.models import Store
+from orders.models import Assignment, CartLine, MallSettings, Order
+from stores.models import Staff, Store
 from stores.selectors import nearest_stores
 
 PICKUP_OPTIONS_LIMIT = 10
@@ -48,7 +50,11 @@ class PickupOption:
     distance_m: float | None  # from the shopper's chosen store; None without one
 
 
-_MALL_SETTINGS_CACHE_KEY = "orders:mall-settings"
+# The key names the model's columns, so a deploy that adds a setting never reads an old pickle.
+_MALL_SETTINGS_CACHE_KEY = (
+    "orders:mall-settings:"
+    + hashlib.blake2s(",".join(field.attname for field in MallSettings._meta.concrete_fields).encode()).hexdigest()[:12]
+)
 _MALL_SETTINGS_SECONDS = 60  # every process sees HQ's change within a minute
 
 
@@ -98,3 +104,97 @@ def pickup_options(member: Member, near: Store | None) -> list[PickupOption]:
         PickupOption(store=found.store, distance_m=found.distance_m)
         for found in nearest_stores(near.point.lat, near.point.lng, limit=PICKUP_OPTIONS_LIMIT, queryset=holding)
     ]
+
+
+# --- the clerk console: a store sees its own orders only ------------------------------------------
+
+IN_PROGRESS = (
+    Order.Status.ACCEPTED,
+    Order.Status.PREPARING,
+    Order.Status.OUT_FOR_DELIVERY,
+    Order.Status.READY,
+)
+DONE = (Order.Status.DELIVERED, Order.Status.COMPLETED, Order.Status.RETURNED, Order.Status.CANCELLED)
+DONE_LIST_LIMIT = 50
+
+
+def offers_to(store: Store) -> QuerySet[Assignment]:
+    """Orders offered to a store and waiting for its answer, the most urgent first."""
+    return (
+        Assignment.objects.filter(store=store, status=Assignment.Status.OFFERED)
+        .select_related("order__member")
+        .prefetch_related("order__lines")
+        .order_by("deadline", "pk")
+    )
+
+
+def orders_in_progress(store: Store) -> QuerySet[Order]:
+    return (
+        Order.objects.filter(fulfilling_store=store, status__in=IN_PROGRESS)
+        .select_related("member", "courier")
+        .prefetch_related("lines")
+        .order_by("accepted_at", "pk")
+    )
+
+
+def orders_done(store: Store) -> QuerySet[Order]:
+    return (
+        Order.objects.filter(fulfilling_store=store, status__in=DONE)
+        .select_related("member")
+        .prefetch_related("lines")
+        .order_by("-completed_at", "-accepted_at", "-pk")[:DONE_LIST_LIMIT]
+    )
+
+
+def store_orders(store: Store) -> QuerySet[Order]:
+    """Every order a store may see: those it fulfils, and those offered to it now."""
+    return Order.objects.filter(
+        Q(fulfilling_store=store) | Q(assignments__store=store, assignments__status=Assignment.Status.OFFERED)
+    ).distinct()
+
+
+def store_order(staff: Staff, number: str) -> Order | None:
+    """One order as the clerk's store may see it, or None (the console answers 404)."""
+    return (
+        store_orders(staff.store)
+        .select_related("member", "courier", "fulfilling_store", "pickup_store", "credited_store")
+        .prefetch_related("lines", "events")
+        .filter(number=number)
+        .first()
+    )
+
+
+def open_offer(order: Order, store: Store) -> Assignment | None:
+    return order.assignments.filter(store=store, status=Assignment.Status.OFFERED).first()
+
+
+def transfers_pending_for(order: Order) -> list[StockTransfer]:
+    """Transfers an order still waits for (requested or shipped, not yet received)."""
+    return list(
+        transfers_held_for(order.reference).filter(
+            status__in=[StockTransfer.Status.REQUESTED, StockTransfer.Status.SHIPPED]
+        )
+    )
+
+
+def waiting_for_transfer_ids(orders: list[Order]) -> set[int]:
+    """Of these orders, those still waiting for a transfer (one query)."""
+    references = {order.reference: order.pk for order in orders}
+    held = StockTransfer.objects.filter(
+        hold_reference__in=list(references),
+        status__in=[StockTransfer.Status.REQUESTED, StockTransfer.Status.SHIPPED],
+    ).values_list("hold_reference", flat=True)
+    return {references[reference] for reference in held}
+
+
+def shows_full_phone(order: Order, store: Store) -> bool:
+    """A clerk sees the customer's full number only once their store has accepted, until it is handed over."""
+    return order.fulfilling_store_id == store.pk and order.status in IN_PROGRESS
+
+
+def exception_queue() -> QuerySet[Order]:
+    return Order.objects.filter(status=Order.Status.EXCEPTION).order_by("paid_at", "pk")
+
+
+def deadline_seconds(assignment: Assignment) -> int:
+    return max(int((assignment.deadline - timezone.now()).total_seconds()), 0)

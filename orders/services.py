@@ -11,19 +11,21 @@ from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
+from django.db.models import Sum
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from integrations.vendors import wechat_pay
-from inventory.models import SKU
+from inventory.models import SKU, StockMove
 from inventory.selectors import prices_at, stores_holding
-from inventory.services import StockLine, release_stock, reserve_stock
+from inventory.services import StockLine, release_stock, reserve_stock, stop_holding_transfer
 from members.models import Member
 from members.services import set_home_store_once
 from o2o.errors import ApplicationError, Conflict
+from o2o.events import publish
 from o2o.geo import parse_point
 from o2o.phone import normalize_cn_mobile
-from orders.models import CartLine, Order, OrderEvent, OrderLine, Payment, Refund
+from orders.models import Assignment, CartLine, Order, OrderEvent, OrderLine, Payment, Refund
 from orders.selectors import cart_lines, mall_settings
 from stores.models import Store
 from stores.selectors import nearest_stores
@@ -228,18 +230,41 @@ def _create_with_unique_number(fields: dict, now: datetime) -> Order:
 
 
 def transition_order(
-    *, order: Order, to: str, actor_type: str, actor_label: str = "", reason: str = "", now: datetime | None = None
+    *,
+    order: Order,
+    to: str,
+    actor_type: str,
+    actor_label: str = "",
+    reason: str = "",
+    now: datetime | None = None,
+    fields: dict | None = None,
 ) -> Order:
-    """The only writer of Order.status: lock, check the table, save, record the event."""
+    """The only writer of Order.status: lock, check the table, save, record the event.
+
+    `fields` are other columns set with the move (the fulfilling store, the courier).
+    An order that is cancelled or expires gives back whatever is still reserved for it,
+    at every store, and its offered assignment is withdrawn.
+    """
+    now = now or timezone.now()
     with transaction.atomic():
         locked = Order.objects.select_for_update().get(pk=order.pk)
         source = locked.status
         Order.MACHINE.check(source, to)
         locked.status = to
         update = ["status"]
-        if to in (Order.Status.PAID, Order.Status.AWAITING_DISPATCH):
-            locked.paid_at = now or timezone.now()
-            update.append("paid_at")
+        stamps = {
+            Order.Status.PAID: "paid_at",
+            Order.Status.AWAITING_DISPATCH: "paid_at",
+            Order.Status.ACCEPTED: "accepted_at",
+            Order.Status.DELIVERED: "delivered_at",
+            Order.Status.COMPLETED: "completed_at",
+        }
+        if to in stamps and not (to == Order.Status.PAID and locked.paid_at):
+            setattr(locked, stamps[to], now)
+            update.append(stamps[to])
+        for name, value in (fields or {}).items():
+            setattr(locked, name, value)
+            update.append(name)
         locked.save(update_fields=update)
         OrderEvent.objects.create(
             order=locked,
@@ -249,14 +274,46 @@ def transition_order(
             actor_label=actor_label[:64],
             reason=reason[:255],
         )
-        if to in (Order.Status.CANCELLED, Order.Status.EXPIRED) and locked.fulfilment == Order.Fulfilment.PICKUP:
-            release_stock(
-                store=locked.pickup_store,
-                lines=[StockLine(sku=line.sku, quantity=line.quantity) for line in locked.lines.select_related("sku")],
-                reference=f"order:{locked.number}",
-                reason=to,
+        if to in (Order.Status.CANCELLED, Order.Status.EXPIRED):
+            Assignment.objects.filter(order=locked, status=Assignment.Status.OFFERED).update(
+                status=Assignment.Status.WITHDRAWN, decided_at=now, reason=reason[:255]
             )
+            release_everything_held(locked, reason=to)
         return locked
+
+
+def note_on_order(*, order: Order, actor_type: str, actor_label: str = "", reason: str) -> OrderEvent:
+    """A timeline entry without a status change (offered to a store, part of it returned)."""
+    return OrderEvent.objects.create(
+        order=order,
+        from_status=order.status,
+        to_status=order.status,
+        actor_type=actor_type,
+        actor_label=actor_label[:64],
+        reason=reason[:255],
+    )
+
+
+def release_everything_held(order: Order, *, reason: str, store: Store | None = None) -> None:
+    """Give back every unit still reserved for the order (at one store, or all), and stop its transfers."""
+    held = StockMove.objects.filter(reference=order.reference)
+    if store is not None:
+        held = held.filter(store=store)
+    by_store: dict[int, list[tuple[int, int]]] = {}
+    for row in held.values("store_id", "sku_id").annotate(units=Sum("reserved_delta")).order_by("store_id", "sku_id"):
+        if row["units"] > 0:
+            by_store.setdefault(row["store_id"], []).append((row["sku_id"], row["units"]))
+    if by_store:
+        stores = Store.objects.in_bulk(by_store)
+        skus = SKU.objects.in_bulk([sku_id for rows in by_store.values() for sku_id, _units in rows])
+        for store_id, rows in by_store.items():
+            release_stock(
+                store=stores[store_id],
+                lines=[StockLine(sku=skus[sku_id], quantity=units) for sku_id, units in rows],
+                reference=order.reference,
+                reason=reason,
+            )
+    stop_holding_transfer(hold_reference=order.reference, reason=reason)
 
 
 @transaction.atomic
@@ -289,9 +346,12 @@ def confirm_payment(
     )
     if order.status == Order.Status.PENDING_PAYMENT:
         target = Order.Status.PAID if order.fulfilment == Order.Fulfilment.PICKUP else Order.Status.AWAITING_DISPATCH
-        return transition_order(
+        paid = transition_order(
             order=order, to=target, actor_type=OrderEvent.Actor.PAYMENT, actor_label=transaction_id, now=paid_at
         )
+        publish("order.paid", order_id=paid.pk)
+        transaction.on_commit(lambda: _dispatch_later(paid.pk))
+        return paid
     # Paid too late (expired or cancelled meanwhile), or a second transaction for a paid order.
     request_refund(payment=payment, amount_fen=amount_fen, reason=_("Paid after the order had closed"))
     return order
@@ -382,21 +442,31 @@ def cancel_order(*, member: Member, order: Order, reason: str = "") -> Order:
     locked = Order.objects.select_for_update().filter(pk=order.pk, member=member).first()
     if locked is None:
         raise ApplicationError(_("No such order."), code="order_not_found", status=404)
-    if locked.status not in (Order.Status.PENDING_PAYMENT, Order.Status.PAID, Order.Status.AWAITING_DISPATCH):
+    if locked.status not in Order.SHOPPER_CANCELLABLE:
         raise Conflict(_("This order can no longer be cancelled."), code="not_cancellable")
-    cancelled = transition_order(
+    return cancel_and_refund(
         order=locked,
-        to=Order.Status.CANCELLED,
         actor_type=OrderEvent.Actor.MEMBER,
         actor_label=str(member),
         reason=reason or "cancelled by the shopper",
+        refund_reason=_("Cancelled by the shopper"),
     )
-    for payment in locked.payments.all():
+
+
+def cancel_and_refund(*, order: Order, actor_type: str, actor_label: str, reason: str, refund_reason: str) -> Order:
+    """Cancel an order (the caller holds its lock and checked who may) and pay back all that was paid."""
+    cancelled = transition_order(
+        order=order, to=Order.Status.CANCELLED, actor_type=actor_type, actor_label=actor_label, reason=reason
+    )
+    refunded = 0
+    for payment in cancelled.payments.all():
         already = sum(payment.refunds.exclude(status=Refund.Status.FAILED).values_list("amount_fen", flat=True))
         if payment.amount_fen > already:
-            request_refund(
-                payment=payment, amount_fen=payment.amount_fen - already, reason=_("Cancelled by the shopper")
-            )
+            request_refund(payment=payment, amount_fen=payment.amount_fen - already, reason=refund_reason)
+            refunded += payment.amount_fen - already
+    publish("order.cancelled", order_id=cancelled.pk)
+    if refunded:
+        publish("order.refunded", order_id=cancelled.pk, amount_fen=refunded, paid_fen=cancelled.total_fen)
     return cancelled
 
 
@@ -459,6 +529,12 @@ def expire_unpaid_orders(*, now: datetime | None = None, batch_size: int = 200) 
             # payment would still be refunded by confirm_payment).
             transaction.on_commit(lambda number=order.number: _close_payment_later(number))
     return expired
+
+
+def _dispatch_later(order_id: int) -> None:
+    from orders import tasks
+
+    tasks.dispatch_order.delay(order_id)
 
 
 def _close_payment_later(number: str) -> None:

@@ -14,4 +14,5 @@ urlpatterns = [
     path("orders/<str:number>/pay/dev/", views.development_payment, name="dev-pay"),
     path("orders/<str:number>/pay/", views.wechat_pay, name="pay"),
     path("orders/<str:number>/cancel/", views.cancel, name="cancel"),
+    path("orders/<str:number>/received/", views.confirm_receipt, name="confirm-receipt"),
 ]

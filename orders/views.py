@@ -24,7 +24,7 @@ from o2o.errors import ApplicationError
 from o2o.geo import Point, amap_marker_url, format_distance, wgs84_to_gcj02
 from o2o.money import format_yuan
 from o2o.qr import qr_svg
-from orders import services
+from orders import fulfilment, services
 from orders.forms import CheckoutForm
 from orders.models import Order
 from orders.pickup import pickup_token
@@ -33,6 +33,9 @@ from stores.models import Store
 from stores.session import chosen_store
 
 logger = logging.getLogger(__name__)
+
+# The pickup QR shows from payment until the goods are collected.
+_PICKUP_QR_STATES = (Order.Status.PAID, Order.Status.ACCEPTED, Order.Status.READY, Order.Status.EXCEPTION)
 _status_labels = dict(Order.Status.choices)
 
 
@@ -161,13 +164,21 @@ def order_detail(request: HttpRequest, number: str) -> HttpResponse:
         "items": format_yuan(order.items_fen),
         "fee": format_yuan(order.delivery_fee_fen),
         "lines": [(line, format_yuan(line.line_total_fen)) for line in order.lines.all()],
-        "events": [(event, _status_labels.get(event.to_status, event.to_status)) for event in order.events.all()],
+        "events": [
+            (event, _status_labels.get(event.to_status, event.to_status))
+            for event in order.events.all()
+            if event.from_status != event.to_status  # notes are for the stores and HQ
+        ],
         "can_pay": order.status == Order.Status.PENDING_PAYMENT and order.expires_at > timezone.now(),
-        "can_cancel": order.status in (Order.Status.PENDING_PAYMENT, Order.Status.PAID, Order.Status.AWAITING_DISPATCH),
+        "can_cancel": order.status in Order.SHOPPER_CANCELLABLE,
         "development_payment": _development_payments(),
         "pickup_qr": qr_svg(pickup_token(order.number), box_size=6)
-        if order.fulfilment == "pickup" and order.status == Order.Status.PAID
+        if order.fulfilment == "pickup" and order.status in _PICKUP_QR_STATES
         else None,
+        "delivery_qr": qr_svg(pickup_token(order.number), box_size=6)
+        if order.status == Order.Status.OUT_FOR_DELIVERY
+        else None,
+        "can_confirm_receipt": order.status == Order.Status.DELIVERED,
         "map_url": amap_marker_url(order.pickup_store.point, order.pickup_store.name) if order.pickup_store else "",
     }
     return render(request, "orders/detail.html", context)
@@ -255,3 +266,15 @@ def wechat_pay_notify(request: HttpRequest) -> JsonResponse:
         return JsonResponse(body, status=status)
     body, status = notification_ack()
     return JsonResponse(body, status=status)
+
+
+@member_required
+@require_POST
+def confirm_receipt(request: HttpRequest, number: str) -> HttpResponse:
+    """The shopper says the delivery arrived."""
+    member, order = _own_order(request, number)
+    try:
+        fulfilment.confirm_receipt(member_id=member.pk, order=order)
+    except ApplicationError as error:
+        messages.error(request, error.message)
+    return redirect("orders:detail", number=order.number)

@@ -9,6 +9,7 @@ cd "$(dirname "$0")/.."
 LIBRARIES=(
   "htmx.org@2.0.11 dist/htmx.min.js"
   "jweixin-module@1.6.0 lib/index.js"
+  "jsqr@1.4.0 dist/jsQR.js"
 )
 
 work=$(mktemp -d)

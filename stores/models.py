@@ -142,6 +142,12 @@ class Staff(models.Model):
     staff_code = models.CharField(_("staff code"), max_length=32, unique=True, validators=[code_validator])
     display_name = models.CharField(_("display name"), max_length=50)
     phone = models.CharField(_("mobile"), max_length=20, blank=True, validators=[phone_validator])
+    wechat_openid = models.CharField(
+        _("WeChat openid"),
+        max_length=64,
+        blank=True,
+        help_text=_("The official account's openid of this person, for new-order messages."),
+    )
     is_active = models.BooleanField(_("active"), default=True)
     created_at = models.DateTimeField(_("created at"), auto_now_add=True)
 

@@ -92,4 +92,4 @@ def console_home(request: HttpRequest) -> HttpResponse:
     staff = staff_for_user(request.user)
     if staff is None:
         return render(request, "console/not_store_staff.html", status=403)
-    return redirect("console-stock:list")
+    return redirect("console-orders:list")

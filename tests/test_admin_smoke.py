@@ -13,6 +13,7 @@ from django.urls import reverse
 from inventory.models import Stock, StockMove, StockTransfer
 from inventory.services import StockLine, receive_stock, receive_transfer, request_transfer, reserve_stock
 from o2o.geo import Point, wgs84_to_gcj02
+from orders.dispatch import dispatch_order, expire_overdue_assignments
 from orders.selectors import mall_settings
 from orders.services import confirm_payment, place_order, request_refund, set_cart_quantity
 from stores.services import set_opening_hours
@@ -52,6 +53,9 @@ def chain():
         out_trade_no=order.number, transaction_id="wx-1", amount_fen=order.total_fen, paid_at=order.created_at
     )
     request_refund(payment=order.payments.get(), amount_fen=100, reason="部分退款")
+    # offered to its pickup store, which lets the hour pass: the order waits in HQ's exception queue
+    offer = dispatch_order(order_id=order.pk)
+    expire_overdue_assignments(now=offer.deadline)
     mall_settings()
     return {"source": source, "destination": destination, "sku": sku, "transfer": transfer}
 
@@ -311,12 +315,13 @@ def test_a_clerk_signs_in_at_the_console_and_sees_only_their_own_stores_stock(cl
     receive_stock(store=StoreFactory(), sku=other_sku, quantity=30)
     assert client.get("/console/login/").status_code == 200
 
-    # When the clerk signs in
+    # When the clerk signs in, they land on their store's new orders; then they open the stock tab
     response = client.post("/console/login/", {"username": "ws-clerk", "password": "pass-word-123"}, follow=True)
+    assert response.redirect_chain[-1][0].endswith("/console/orders/")
+    response = client.get("/console/stock/")
 
-    # Then they land on their store's stock, which shows only their store's goods
+    # Then the stock shows only their store's goods
     assert response.status_code == 200
-    assert response.redirect_chain[-1][0].endswith("/console/stock/")
     html = response.content.decode()
     assert "飞鹤星飞帆 3段" in html
     assert "花王纸尿裤" not in html

@@ -336,6 +336,18 @@ class WeChatOfficialAccount:
         self._cache.set(key, ticket, timeout=max(expires_in - CREDENTIAL_SAFETY_MARGIN_S, 0))
         return ticket
 
+    # -- template messages -----------------------------------------------------------------
+
+    def send_template_message(self, *, openid: str, template_id: str, data: dict[str, str], url: str = "") -> str:
+        """Send one template message (模板消息) to a follower; returns WeChat's msgid.
+
+        `data` maps the template's keywords to values; WeChat wants each as {"value": ...}.
+        """
+        payload = {key: {"value": str(value)[:200]} for key, value in data.items()}
+        with _calling_wechat("template_message"):
+            answer = self._wechat_client().message.send_template(openid, template_id, payload, url=url or None)
+        return str(answer.get("msgid", ""))
+
     # -- wechatpy objects ------------------------------------------------------------------
 
     def _oauth(self) -> WeChatOAuth:
@@ -451,6 +463,11 @@ def official_account() -> WeChatOfficialAccount | None:
     if not app_id or not app_secret:
         return None
     return WeChatOfficialAccount(app_id=app_id, app_secret=app_secret)
+
+
+def template_id(purpose: str) -> str:
+    """The template id HQ configured for a purpose ("new_order", "order_status"), or "" when none."""
+    return (getattr(settings, "WECHAT_TEMPLATES", {}) or {}).get(purpose, "")
 
 
 def is_wechat_browser(user_agent: str) -> bool:

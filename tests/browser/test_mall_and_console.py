@@ -75,6 +75,8 @@ def test_clerk_signs_in_and_sees_only_their_own_store_stock(live_server, phone, 
     page.fill("#id_username", "ws-clerk")
     page.fill("#id_password", "pass-word-123")
     page.click("main button[type=submit]")
+    page.wait_for_selector("#order-list")  # the console opens on its new orders
+    page.click(".tabs a[href='/console/stock/']")
     page.wait_for_selector(".stock-list")
     screenshot(page, "console-stock")
 

@@ -43,7 +43,7 @@ def test_a_replayed_notice_has_one_effect(order):
     _pay(order)
     _pay(order)
     assert Payment.objects.filter(order=order).count() == 1
-    assert OrderEvent.objects.filter(order=order, to_status="paid").count() == 1
+    assert OrderEvent.objects.filter(order=order, from_status="pending_payment", to_status="paid").count() == 1
 
 
 def test_a_wrong_amount_is_refused_and_changes_nothing(order):
@@ -84,7 +84,7 @@ def test_concurrent_duplicate_notices_pay_once(cart, store):
     _results, errors = run_at_once([lambda: _pay(order, transaction_id="wx-dup")] * 4)
     assert not errors
     assert Payment.objects.filter(transaction_id="wx-dup").count() == 1
-    assert OrderEvent.objects.filter(order=order, to_status="paid").count() == 1
+    assert OrderEvent.objects.filter(order=order, from_status="pending_payment", to_status="paid").count() == 1
 
 
 @pytest.mark.postgres
