@@ -26,6 +26,12 @@ from django.db import models, transaction
 
 from inventory.models import SKU, Category, Product, Stock, StockMove
 from inventory.services import adjust_stock_count, receive_stock
+from members.models import Member
+from members.services import bind_phone, set_home_store_once
+from o2o.phone import normalize_cn_mobile
+from orders.dispatch import dispatch_order
+from orders.models import Order
+from orders.services import DeliveryAddress, confirm_payment, place_order, set_cart_quantity
 from stores.models import OpeningHours, Staff, Store
 from stores.services import create_staff, create_store, set_opening_hours
 
@@ -760,6 +766,7 @@ def _counts() -> dict[str, int]:
         "SKUs": SKU.objects.all(),
         "stock rows": Stock.objects.all(),
         "stock moves": StockMove.objects.all(),
+        "orders": Order.objects.all(),
     }
     return {name: queryset.count() for name, queryset in counted.items()}
 
@@ -910,4 +917,47 @@ def load_demo() -> DemoSummary:
     _ensure_staff(stores, password)
     catalog = _ensure_catalog()
     _ensure_opening_stock(stores, catalog, actor=hq_user)
+    _ensure_demo_orders(stores, catalog)
     return DemoSummary(before=before, after=_counts())
+
+
+DEMO_SHOPPER_PHONE = "13800000001"
+# A delivery address in 拱墅区, inside the flagship's radius (GCJ-02).
+DEMO_DELIVERY = DeliveryAddress(
+    recipient_name="陈女士",
+    recipient_phone="13800000001",
+    address="杭州市拱墅区体育场路 178 号 2 单元 301",
+    latitude=30.2770,
+    longitude=120.1590,
+)
+
+
+def _ensure_demo_orders(stores: dict[str, Store], catalog: list[tuple[SKU, CategorySpec]]) -> None:
+    """Two paid orders waiting in the flagship's console: one for pickup, one for delivery.
+
+    Made once, through the same services as a shopper's checkout and payment; they then
+    live their normal life (the hour to accept runs from the moment they are loaded).
+    """
+    member = Member.objects.filter(phone=normalize_cn_mobile(DEMO_SHOPPER_PHONE)).first()
+    if member is not None:
+        return
+    member = bind_phone(member=Member.objects.create(nickname="演示顾客"), phone=DEMO_SHOPPER_PHONE)
+    flagship = stores["HZ001"]
+    set_home_store_once(member=member, store=flagship, source=Member.HomeStoreSource.STORE_QR)
+    held = set(Stock.objects.filter(store=flagship, on_hand__gte=3).values_list("sku_id", flat=True))
+    skus = [sku for sku, _category in catalog if sku.pk in held]
+    for number, (fulfilment, basket) in enumerate((("pickup", skus[:2]), ("delivery", skus[2:3])), start=1):
+        for sku in basket:
+            set_cart_quantity(member=member, sku=sku, quantity=1)
+        if fulfilment == "pickup":
+            order = place_order(member=member, fulfilment=fulfilment, pickup_store=flagship)
+        else:
+            order = place_order(member=member, fulfilment=fulfilment, delivery=DEMO_DELIVERY)
+        confirm_payment(
+            out_trade_no=order.number,
+            transaction_id=f"demo-{number}-{order.number}",
+            amount_fen=order.total_fen,
+            paid_at=order.created_at,
+            is_development=True,
+        )
+        dispatch_order(order_id=order.pk)

@@ -26,6 +26,7 @@ from stores.models import Staff
 from stores.selectors import staff_for_user
 
 TABS = ("new", "progress", "scan", "done")
+_STATUS_LABELS = dict(Order.Status.choices)
 
 
 def store_staff_required(view: Callable) -> Callable:
@@ -104,7 +105,11 @@ def _detail_context(staff: Staff, order: Order) -> dict:
         "phone_visible": selectors.shows_full_phone(order, staff.store),
         "map_url": amap_marker_url(point, order.delivery_address or order.recipient_name) if point else "",
         "transfers": selectors.transfers_pending_for(order),
-        "events": list(order.events.all()),
+        "events": [
+            (event, event.reason or _STATUS_LABELS.get(event.to_status, event.to_status))
+            for event in order.events.all()
+        ],
+        "new_count": selectors.offers_to(staff.store).count(),
         "can_prepare": mine and status == Order.Status.ACCEPTED and order.fulfilment == Order.Fulfilment.DELIVERY,
         "can_send_out": mine and status == Order.Status.PREPARING,
         "can_confirm_delivery": mine and status == Order.Status.OUT_FOR_DELIVERY,
@@ -281,6 +286,7 @@ def return_goods(request: HttpRequest, staff: Staff, number: str) -> HttpRespons
         "order": order,
         "rows": [(line, remaining[line.pk]) for line in order.lines.all()],
         "token": secrets.token_hex(16),
+        "new_count": selectors.offers_to(staff.store).count(),
         "error": error,
     }
     return render(request, "console/return.html", context, status=400 if error else 200)
