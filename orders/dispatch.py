@@ -14,16 +14,18 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import transaction
 from django.db.models import Exists, OuterRef
-from django.utils import timezone
+from django.utils import timezone, translation
 from django.utils.translation import gettext as _
 
 from inventory.models import SKU, Stock
 from inventory.selectors import stores_holding
 from inventory.services import InsufficientStock, StockLine, request_transfer, reserve_stock
 from members.selectors import affinity_store
+from o2o.db import atomic_with_deadlock_retry
 from o2o.errors import ApplicationError, Conflict, NotFound
 from o2o.events import publish
 from o2o.geo import Point, distance_m
@@ -92,8 +94,11 @@ def rank_candidates(
 
 
 def dispatch_order(*, order_id: int, now: datetime | None = None) -> Assignment | None:
-    """Offer a paid order to a store; safe to run twice (an order already offered is left alone)."""
-    with transaction.atomic():
+    """Offer a paid order to a store; safe to run twice (an order already offered is left alone).
+
+    The timeline's words are written in the chain's language, whoever triggered the dispatch.
+    """
+    with translation.override(settings.LANGUAGE_CODE), transaction.atomic():
         order = Order.objects.select_for_update(of=("self",)).select_related("member", "pickup_store").get(pk=order_id)
         return _dispatch_locked(order, now or timezone.now())
 
@@ -341,23 +346,29 @@ def accept_assignment(
     return accepted
 
 
-@transaction.atomic
 def decline_assignment(
     *, assignment_id: int, staff: Staff, user: AbstractBaseUser, reason: str, now: datetime | None = None
 ) -> Order:
-    """The store says no, with a reason; the order goes to the next store (or, for pickup, to HQ)."""
+    """The store says no, with a reason; the order goes to the next store (or, for pickup, to HQ).
+
+    One transaction, run again if the database breaks a deadlock with another re-dispatch.
+    """
     reason = (reason or "").strip()
     if not reason:
         raise ApplicationError(_("Say why the store cannot take it."), code="reason_required", details={"reason": []})
     now = now or timezone.now()
-    order, assignment = _locked_assignment(assignment_id, staff)
-    closed = Assignment.objects.filter(pk=assignment.pk, status=Assignment.Status.OFFERED).update(
-        status=Assignment.Status.DECLINED, decided_at=now, decided_by=user, reason=reason[:255]
-    )
-    if not closed:
-        _refuse_closed(assignment, now)
-    message = _("%(store)s declined: %(reason)s") % {"store": assignment.store.name, "reason": reason}
-    return _after_refusal(order, assignment, message, now, actor_type=OrderEvent.Actor.STAFF, actor=str(staff))
+
+    def decline() -> Order:
+        order, assignment = _locked_assignment(assignment_id, staff)
+        closed = Assignment.objects.filter(pk=assignment.pk, status=Assignment.Status.OFFERED).update(
+            status=Assignment.Status.DECLINED, decided_at=now, decided_by=user, reason=reason[:255]
+        )
+        if not closed:
+            _refuse_closed(assignment, now)
+        message = _("%(store)s declined: %(reason)s") % {"store": assignment.store.name, "reason": reason}
+        return _after_refusal(order, assignment, message, now, actor_type=OrderEvent.Actor.STAFF, actor=str(staff))
+
+    return atomic_with_deadlock_retry(decline)
 
 
 def _after_refusal(
@@ -375,6 +386,7 @@ def _after_refusal(
             fields={"exception_reason": message[:255]},
         )
         publish("order.exception", order_id=order.pk)
+        transaction.on_commit(lambda: _notify_shopper_later(order.pk))
         return Order.objects.get(pk=order.pk)
     release_everything_held(order, reason=message)
     again = transition_order(
@@ -392,9 +404,13 @@ def expire_overdue_assignments(*, now: datetime | None = None, batch_size: int =
 
     Due rows are taken with their orders, FOR UPDATE OF both, SKIP LOCKED: a row an accept
     (or another sweeper) holds is skipped, and is no longer offered when seen again.
+    Dispatching again releases stock at one store and reserves it at another, so two batches
+    at once can lock stock rows in opposite orders; the database then stops one of them with
+    a deadlock, and that batch, rolled back, runs again.
     """
     now = now or timezone.now()
-    with transaction.atomic():
+
+    def sweep() -> int:
         due = list(
             Assignment.objects.select_for_update(skip_locked=True, of=("self", "order"))
             .select_related("order", "store")
@@ -407,7 +423,9 @@ def expire_overdue_assignments(*, now: datetime | None = None, batch_size: int =
             )
             message = _("%(store)s did not accept within the time allowed") % {"store": assignment.store.name}
             _after_refusal(assignment.order, assignment, message, now, actor_type=OrderEvent.Actor.SYSTEM)
-    return len(due)
+        return len(due)
+
+    return atomic_with_deadlock_retry(sweep)
 
 
 def dispatch_stranded_orders(

@@ -2,6 +2,7 @@
 
 import hashlib
 from dataclasses import dataclass, field
+from datetime import datetime
 
 from django.core.cache import cache
 from django.db.models import Q, QuerySet
@@ -166,6 +167,15 @@ def store_order(staff: Staff, number: str) -> Order | None:
 
 def open_offer(order: Order, store: Store) -> Assignment | None:
     return order.assignments.filter(store=store, status=Assignment.Status.OFFERED).first()
+
+
+def offer_deadlines(orders: list[Order], store: Store) -> dict[int, datetime]:
+    """Of these orders, those offered to the store now, with their deadlines (one query)."""
+    return dict(
+        Assignment.objects.filter(
+            order__in=[order.pk for order in orders], store=store, status=Assignment.Status.OFFERED
+        ).values_list("order_id", "deadline")
+    )
 
 
 def transfers_pending_for(order: Order) -> list[StockTransfer]:

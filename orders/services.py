@@ -259,7 +259,8 @@ def transition_order(
             Order.Status.DELIVERED: "delivered_at",
             Order.Status.COMPLETED: "completed_at",
         }
-        if to in stamps and not (to == Order.Status.PAID and locked.paid_at):
+        # Paid once: going back to dispatch, or from HQ's queue back to paid, keeps the time of payment.
+        if to in stamps and not (to in (Order.Status.PAID, Order.Status.AWAITING_DISPATCH) and locked.paid_at):
             setattr(locked, stamps[to], now)
             update.append(stamps[to])
         for name, value in (fields or {}).items():
