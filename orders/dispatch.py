@@ -17,7 +17,7 @@ from datetime import datetime, timedelta
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import transaction
-from django.db.models import Exists, OuterRef
+from django.db.models import Exists, F, OuterRef
 from django.utils import timezone, translation
 from django.utils.translation import gettext as _
 
@@ -211,7 +211,11 @@ def _reserve_with_transfers(order: Order, store: Store, lines: list[StockLine]) 
     sources: dict[int, Store] = {}
     missing = []
     for line in short:
-        holders = Store.objects.filter(stock__sku=line.sku, stock__on_hand__gt=0, is_active=True).exclude(pk=store.pk)
+        # Units free to move (on hand and not reserved), not merely on the shelf: a store whose
+        # units are all held for other orders cannot send any.
+        holders = Store.objects.filter(
+            stock__sku=line.sku, stock__on_hand__gt=F("stock__reserved"), is_active=True
+        ).exclude(pk=store.pk)
         nearby = nearest_stores(
             store.point.lat, store.point.lng, limit=TRANSFER_STORES_CONSIDERED, queryset=holders.distinct()
         )

@@ -206,7 +206,12 @@ def nearest_stores(
         stores = stores.filter(offers_pickup=True)
     if delivers_here:
         stores = stores.filter(delivers=True, delivery_radius_km__gt=0)
-        widest = stores.aggregate(widest=Max("delivery_radius_km"))["widest"]
+        # The chain's widest radius bounds the search box. It is read from the plain store table:
+        # asked of the caller's queryset (stock EXISTS per line, say) it would filter every store
+        # of the chain, where the box needs only those near the point.
+        widest = Store.objects.filter(is_active=True, delivers=True, delivery_radius_km__gt=0).aggregate(
+            widest=Max("delivery_radius_km")
+        )["widest"]
         if widest is None:
             return []
         within_m = min(within_m if within_m is not None else math.inf, float(widest) * 1000.0)

@@ -1011,6 +1011,31 @@ def test_with_the_transfer_policy_units_found_nowhere_send_the_order_to_hq_holdi
     assert not Assignment.objects.filter(order=order).exists()
 
 
+def test_transfers_come_from_a_store_with_free_units_not_a_nearer_one_whose_units_are_all_held(
+    member, milk, diapers, monkeypatch
+):
+    # Given the best store short of diapers, a nearer source whose diapers are all reserved for
+    # another order, and a farther one with free diapers, and dispatch looking at one source only
+    monkeypatch.setattr("orders.dispatch.TRANSFER_STORES_CONSIDERED", 1)
+    _use_shortage_policy("transfer")
+    store, held_source, free_source = _store(0.5), _store(1.0, east_km=0.5), _store(8.0)
+    _stock(store, (milk, 5), (diapers, 2))
+    _stock(held_source, (diapers, 2))
+    _stock(free_source, (diapers, 4))
+    reserve_stock(store=held_source, lines=[StockLine(sku=diapers, quantity=2)], reference="order:other")
+    order = _paid_delivery_order(member, {milk: 2, diapers: 2})
+    adjust_stock_count(store=store, sku=diapers, counted=0)
+
+    # When it is dispatched
+    offer = dispatch_order(order_id=order.pk)
+
+    # Then the diapers come from the store that has them free
+    assert offer is not None and offer.store == store
+    [transfer] = StockTransfer.objects.filter(hold_reference=order.reference)
+    assert transfer.from_store == free_source
+    assert _stock_row(held_source, diapers) == (2, 2)
+
+
 def test_with_the_exception_policy_a_shortage_sends_the_order_to_hq_s_queue(member, milk, diapers):
     _use_shortage_policy("exception")
     store, source = _store(0.5), _store(6.0)
