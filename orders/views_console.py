@@ -14,6 +14,7 @@ from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from o2o.errors import ApplicationError
@@ -178,71 +179,47 @@ def decline(request: HttpRequest, staff: Staff, number: str) -> HttpResponse:
     return redirect(reverse("console-orders:list") + "?tab=new")
 
 
-@store_staff_required
-@require_POST
-def prepare(request: HttpRequest, staff: Staff, number: str) -> HttpResponse:
-    return _act(request, staff, number, lambda o: fulfilment.start_preparing(staff=staff, order=o), _("Preparing."))
+# The fulfilment moves a clerk makes with one tap: (service call, message once done).
+MOVES: dict[str, tuple[Callable[[HttpRequest, Staff, Order], object], object]] = {
+    "prepare": (
+        lambda request, staff, order: fulfilment.start_preparing(staff=staff, order=order),
+        gettext_lazy("Preparing."),
+    ),
+    "send-out": (
+        lambda request, staff, order: fulfilment.send_out_for_delivery(staff=staff, order=order),
+        gettext_lazy("Out for delivery with you."),
+    ),
+    "delivered": (
+        lambda request, staff, order: fulfilment.confirm_delivery(
+            staff=staff, order=order, scanned=request.POST.get("scanned") == "1"
+        ),
+        gettext_lazy("Delivered."),
+    ),
+    "ready": (
+        lambda request, staff, order: fulfilment.mark_ready(staff=staff, order=order),
+        gettext_lazy("Ready for pickup; the shopper is told."),
+    ),
+    "hand-over": (
+        lambda request, staff, order: fulfilment.hand_over(staff=staff, order=order),
+        gettext_lazy("Handed over. The order is complete."),
+    ),
+    "cancel": (
+        lambda request, staff, order: fulfilment.cancel_by_store(
+            staff=staff, order=order, reason=request.POST.get("reason", "")
+        ),
+        gettext_lazy("Cancelled; the shopper is refunded."),
+    ),
+}
 
 
 @store_staff_required
 @require_POST
-def send_out(request: HttpRequest, staff: Staff, number: str) -> HttpResponse:
-    return _act(
-        request,
-        staff,
-        number,
-        lambda o: fulfilment.send_out_for_delivery(staff=staff, order=o),
-        _("Out for delivery with you."),
-    )
-
-
-@store_staff_required
-@require_POST
-def delivered(request: HttpRequest, staff: Staff, number: str) -> HttpResponse:
-    scanned = request.POST.get("scanned") == "1"
-    return _act(
-        request,
-        staff,
-        number,
-        lambda o: fulfilment.confirm_delivery(staff=staff, order=o, scanned=scanned),
-        _("Delivered."),
-    )
-
-
-@store_staff_required
-@require_POST
-def ready(request: HttpRequest, staff: Staff, number: str) -> HttpResponse:
-    return _act(
-        request,
-        staff,
-        number,
-        lambda o: fulfilment.mark_ready(staff=staff, order=o),
-        _("Ready for pickup; the shopper is told."),
-    )
-
-
-@store_staff_required
-@require_POST
-def hand_over(request: HttpRequest, staff: Staff, number: str) -> HttpResponse:
-    return _act(
-        request,
-        staff,
-        number,
-        lambda o: fulfilment.hand_over(staff=staff, order=o),
-        _("Handed over. The order is complete."),
-    )
-
-
-@store_staff_required
-@require_POST
-def cancel(request: HttpRequest, staff: Staff, number: str) -> HttpResponse:
-    return _act(
-        request,
-        staff,
-        number,
-        lambda o: fulfilment.cancel_by_store(staff=staff, order=o, reason=request.POST.get("reason", "")),
-        _("Cancelled; the shopper is refunded."),
-    )
+def move(request: HttpRequest, staff: Staff, number: str, name: str) -> HttpResponse:
+    """One tap of the order page: prepare, send out, delivered, ready, hand over, cancel."""
+    if name not in MOVES:
+        raise Http404
+    service, done = MOVES[name]
+    return _act(request, staff, number, lambda order: service(request, staff, order), str(done))
 
 
 @store_staff_required

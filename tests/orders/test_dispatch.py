@@ -77,6 +77,18 @@ def _store(north_km: float, *, east_km: float = 0.0, radius_km: str = "3.00", **
     )
 
 
+def _bought_at_the_till(member, store):
+    """A POS sale at the store, today: it makes the store the member's affinity store."""
+    record_purchase(
+        member=member,
+        store=store,
+        channel=Purchase.Channel.POS,
+        reference="POS-1",
+        amount_fen=100,
+        purchased_at=timezone.now(),
+    )
+
+
 def _stock(store, *holdings):
     for sku, quantity in holdings:
         receive_stock(store=store, sku=sku, quantity=quantity)
@@ -219,14 +231,7 @@ def test_the_affinity_store_loses_when_the_address_is_outside_its_own_delivery_r
     _stock(near, (milk, 5))
     _stock(usual, (milk, 5))
     assert distance_m(HERE, usual.point) > usual.delivery_radius_m
-    record_purchase(
-        member=member,
-        store=usual,
-        channel=Purchase.Channel.POS,
-        reference="POS-1",
-        amount_fen=100,
-        purchased_at=timezone.now(),
-    )
+    _bought_at_the_till(member, usual)
     order = _paid_delivery_order(member, {milk: 2})
 
     offer = dispatch_order(order_id=order.pk)
@@ -240,14 +245,7 @@ def test_the_affinity_store_loses_when_it_lacks_one_item(member, milk, diapers):
     usual, other = _store(0.5), _store(2.0)
     _stock(usual, (milk, 5))
     _stock(other, (milk, 5), (diapers, 5))
-    record_purchase(
-        member=member,
-        store=usual,
-        channel=Purchase.Channel.POS,
-        reference="POS-1",
-        amount_fen=100,
-        purchased_at=timezone.now(),
-    )
+    _bought_at_the_till(member, usual)
     order = _paid_delivery_order(member, {milk: 1, diapers: 1})
 
     offer = dispatch_order(order_id=order.pk)
@@ -328,14 +326,7 @@ def test_a_store_that_does_not_deliver_or_is_inactive_is_never_chosen_even_as_th
     nearest, farther = _store(0.3, **closed), _store(2.5)
     _stock(nearest, (milk, 5))
     _stock(farther, (milk, 5))
-    record_purchase(
-        member=member,
-        store=nearest,
-        channel=Purchase.Channel.POS,
-        reference="POS-1",
-        amount_fen=100,
-        purchased_at=timezone.now(),
-    )
+    _bought_at_the_till(member, nearest)
     order = _paid_delivery_order(member, {milk: 1})
 
     offer = dispatch_order(order_id=order.pk)
@@ -970,14 +961,7 @@ def test_with_the_transfer_policy_the_affinity_store_is_the_one_short_of_stock_t
     _stock(nearer, (milk, 5), (diapers, 2))
     _stock(usual, (milk, 5), (diapers, 2))
     _stock(source, (diapers, 5))
-    record_purchase(
-        member=member,
-        store=usual,
-        channel=Purchase.Channel.POS,
-        reference="POS-1",
-        amount_fen=100,
-        purchased_at=timezone.now(),
-    )
+    _bought_at_the_till(member, usual)
     order = _paid_delivery_order(member, {milk: 1, diapers: 2})
     adjust_stock_count(store=nearer, sku=diapers, counted=1)
     adjust_stock_count(store=usual, sku=diapers, counted=0)
