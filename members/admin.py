@@ -1,16 +1,84 @@
-"""HQ's view of members. Identity comes from WeChat; HQ may correct a home store, with the source recorded."""
+"""HQ's view of members: identity, home store, card, points and their ledger; the points rules."""
 
 from django.contrib import admin
+from django.utils.translation import gettext_lazy as _
 
-from members.models import Member
+from members.models import CategoryPointsRate, LoyaltySettings, Member, PointsEntry
+from members.selectors import forget_loyalty_settings, points_liability
+from o2o.money import format_yuan
+
+
+class PointsEntryInline(admin.TabularInline):
+    model = PointsEntry
+    extra = 0
+    can_delete = False
+    ordering = ["-created_at", "-pk"]
+    fields = readonly_fields = ["created_at", "kind", "points", "balance_after", "reference", "note", "expires_at"]
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
 
 
 @admin.register(Member)
 class MemberAdmin(admin.ModelAdmin):
-    list_display = ["id", "nickname", "phone", "home_store", "home_store_source", "joined_at", "is_active"]
+    list_display = ["id", "nickname", "phone", "home_store", "points_balance", "joined_at", "is_active"]
     list_filter = ["is_active", "home_store_source", "home_store"]
-    search_fields = ["phone", "nickname", "openid", "unionid"]
+    search_fields = ["phone", "nickname", "openid", "unionid", "card_number"]
     list_select_related = ["home_store"]
-    readonly_fields = ["openid", "unionid", "joined_at", "home_store_set_at"]
+    readonly_fields = ["openid", "unionid", "card_number", "points_balance", "joined_at", "home_store_set_at"]
     autocomplete_fields = ["home_store"]
     date_hierarchy = "joined_at"
+    inlines = [PointsEntryInline]
+
+
+@admin.register(PointsEntry)
+class PointsEntryAdmin(admin.ModelAdmin):
+    """The points ledger of every member; the header states what the chain owes in points."""
+
+    list_display = ["created_at", "member", "kind", "points", "balance_after", "reference", "expires_at"]
+    list_filter = ["kind"]
+    search_fields = ["member__phone", "member__nickname", "member__card_number", "reference"]
+    list_select_related = ["member"]
+    date_hierarchy = "created_at"
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+    def changelist_view(self, request, extra_context=None):
+        liability = points_liability()
+        extra_context = {
+            **(extra_context or {}),
+            "subtitle": _("Outstanding: %(points)s points, worth %(value)s")
+            % {"points": f"{liability['points']:,}", "value": format_yuan(liability["value_fen"])},
+        }
+        return super().changelist_view(request, extra_context)
+
+
+@admin.register(LoyaltySettings)
+class LoyaltySettingsAdmin(admin.ModelAdmin):
+    list_display = ["__str__", "points_per_yuan", "point_value_fen", "max_redeem_percent", "points_valid_months"]
+
+    def has_add_permission(self, request):
+        return not LoyaltySettings.objects.exists()
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+    def save_model(self, request, obj, form, change):
+        super().save_model(request, obj, form, change)
+        forget_loyalty_settings()
+
+
+@admin.register(CategoryPointsRate)
+class CategoryPointsRateAdmin(admin.ModelAdmin):
+    list_display = ["category", "points_per_yuan"]
+    autocomplete_fields = ["category"]

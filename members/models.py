@@ -1,9 +1,11 @@
 """Members: one membership for online and offline. Identity, phone, home store, and purchases by store."""
 
+from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.db.models import Q
 from django.utils.translation import gettext_lazy as _
 
+from inventory.models import Category
 from stores.models import Store
 
 
@@ -34,6 +36,13 @@ class Member(models.Model):
         _("home store set by"), max_length=16, choices=HomeStoreSource.choices, blank=True
     )
     home_store_set_at = models.DateTimeField(_("home store set at"), null=True, blank=True)
+    card_number = models.CharField(
+        _("member card number"), max_length=12, unique=True, null=True, blank=True, editable=False
+    )
+    card_secret = models.CharField(_("card secret"), max_length=40, blank=True, editable=False)
+    points_balance = models.IntegerField(
+        _("points"), default=0, editable=False, help_text=_("Always the sum of the member's points ledger.")
+    )
     joined_at = models.DateTimeField(_("joined at"), auto_now_add=True)
     is_active = models.BooleanField(_("active"), default=True)
 
@@ -81,3 +90,102 @@ class Purchase(models.Model):
 
     def __str__(self) -> str:
         return f"{self.get_channel_display()} {self.reference}"
+
+
+class LoyaltySettings(models.Model):
+    """HQ's points rules; one row (pk 1), read with `members.selectors.loyalty_settings()`."""
+
+    points_per_yuan = models.PositiveIntegerField(
+        _("points per yuan paid"), default=1, validators=[MaxValueValidator(100)]
+    )
+    point_value_fen = models.PositiveIntegerField(
+        _("value of one point (fen)"), default=1, validators=[MinValueValidator(1), MaxValueValidator(100)]
+    )
+    max_redeem_percent = models.PositiveIntegerField(
+        _("points may pay at most (percent of an order)"), default=50, validators=[MaxValueValidator(100)]
+    )
+    points_valid_months = models.PositiveIntegerField(
+        _("points expire after (months)"), default=0, help_text=_("0: points never expire.")
+    )
+
+    class Meta:
+        verbose_name = _("loyalty settings")
+        verbose_name_plural = _("loyalty settings")
+        constraints = [models.CheckConstraint(condition=Q(pk=1), name="loyalty_settings_single_row")]
+
+    def __str__(self) -> str:
+        return str(self._meta.verbose_name)
+
+
+class CategoryPointsRate(models.Model):
+    """A category earning at its own rate (e.g. formula at 2 points per yuan)."""
+
+    category = models.OneToOneField(
+        Category, on_delete=models.CASCADE, related_name="points_rate", verbose_name=_("category")
+    )
+    points_per_yuan = models.PositiveIntegerField(_("points per yuan paid"), validators=[MaxValueValidator(100)])
+
+    class Meta:
+        verbose_name = _("category points rate")
+        verbose_name_plural = _("category points rates")
+
+    def __str__(self) -> str:
+        return f"{self.category} × {self.points_per_yuan}"
+
+
+class PointsEntry(models.Model):
+    """One change of a member's points, never edited or deleted; the balance is their sum.
+
+    earn: positive, for a purchase (`expires_at` when HQ sets a validity); redeem: negative,
+    paying part of an order; reverse: negative, what a refund takes back of an earn;
+    expire: negative, earned points past their date and not yet spent; adjust: HQ, either sign.
+    """
+
+    class Kind(models.TextChoices):
+        EARN = "earn", _("Earned")
+        REDEEM = "redeem", _("Redeemed")
+        REVERSE = "reverse", _("Reversed (refund)")
+        REFUND_REDEMPTION = "unredeem", _("Redemption refunded")
+        EXPIRE = "expire", _("Expired")
+        ADJUST = "adjust", _("Adjusted by HQ")
+
+    member = models.ForeignKey(
+        Member, on_delete=models.PROTECT, related_name="points_entries", verbose_name=_("member")
+    )
+    kind = models.CharField(_("kind"), max_length=10, choices=Kind.choices)
+    points = models.IntegerField(_("points"))
+    balance_after = models.IntegerField(_("balance after"))
+    reference = models.CharField(_("reference"), max_length=64, blank=True, help_text=_("Order number or POS receipt."))
+    note = models.CharField(_("note"), max_length=255, blank=True)
+    expires_at = models.DateTimeField(_("expires at"), null=True, blank=True)
+    created_at = models.DateTimeField(_("at"), db_index=True)
+
+    class Meta:
+        verbose_name = _("points entry")
+        verbose_name_plural = _("points ledger")
+        ordering = ["-created_at", "-pk"]
+        constraints = [
+            models.CheckConstraint(
+                condition=(Q(kind="earn") & Q(points__gt=0))
+                | (Q(kind__in=["redeem", "reverse", "expire"]) & Q(points__lt=0))
+                | (Q(kind="unredeem") & Q(points__gt=0))
+                | (Q(kind="adjust") & ~Q(points=0)),
+                name="points_entry_sign_by_kind",
+            ),
+            # One earn per purchase, however often its completion is reported.
+            models.UniqueConstraint(
+                fields=["member", "reference"], condition=Q(kind="earn"), name="points_earned_once_per_purchase"
+            ),
+        ]
+        indexes = [models.Index(fields=["member", "kind", "reference"], name="points_member_kind_ref")]
+
+    def __str__(self) -> str:
+        return f"{self.get_kind_display()} {self.points:+d}"
+
+    def save(self, *args, **kwargs) -> None:
+        if self.pk is not None:
+            raise ValueError("Points entries are append-only.")
+        super().save(*args, **kwargs)
+
+    def delete(self, *args, **kwargs):
+        raise ValueError("Points entries are append-only.")

@@ -1,13 +1,16 @@
-"""Writes of members: sign-in, phone binding, the home store, purchases."""
+"""Writes of members: sign-in, phone binding, the home store, purchases, the member card, points."""
 
-from datetime import datetime
+from collections.abc import Iterable
+from datetime import datetime, timedelta
 
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
-from members.models import Member, Purchase
-from o2o.errors import Conflict
+from members import card
+from members.models import Member, PointsEntry, Purchase
+from members.selectors import loyalty_settings
+from o2o.errors import ApplicationError, Conflict, NotFound
 from o2o.phone import mask_phone, normalize_cn_mobile
 from stores.models import Store
 
@@ -107,3 +110,213 @@ def record_purchase(
         defaults={"member": member, "amount_fen": amount_fen, "purchased_at": purchased_at},
     )
     return purchase
+
+
+# --- the member card ------------------------------------------------------------------------------
+
+
+@transaction.atomic
+def ensure_card(*, member: Member) -> Member:
+    """Give the member a card number and secret the first time the card is needed."""
+    if member.card_number and member.card_secret:
+        return member
+    locked = Member.objects.select_for_update().get(pk=member.pk)
+    if not (locked.card_number and locked.card_secret):
+        for _attempt in range(5):
+            number = card.new_card_number()
+            if not Member.objects.filter(card_number=number).exists():
+                break
+        locked.card_number, locked.card_secret = number, card.new_card_secret()
+        locked.save(update_fields=["card_number", "card_secret"])
+    member.card_number, member.card_secret = locked.card_number, locked.card_secret
+    return member
+
+
+def card_code(*, member: Member, at: datetime | None = None) -> card.CardCode:
+    """What the member's card shows this minute."""
+    member = ensure_card(member=member)
+    return card.CardCode(card_number=member.card_number, code=card.code_at(member.card_secret, at or timezone.now()))
+
+
+def member_by_card_code(*, text: str, at: datetime | None = None) -> Member:
+    """The member whose card shows `text` now (this minute or the last); a stale or unknown code is refused."""
+    parsed = card.parse_card_code(text)
+    if parsed is None:
+        raise ApplicationError(_("This is not a member card code."), code="bad_card_code")
+    member = Member.objects.filter(card_number=parsed.card_number, is_active=True).first()
+    if member is None or not card.is_current(member.card_secret, parsed.code, at or timezone.now()):
+        # One answer for both: a guessed number learns nothing about which cards exist.
+        raise NotFound(
+            _("This card code is unknown or has expired; ask the member to refresh it."), code="stale_card_code"
+        )
+    return member
+
+
+# --- points ---------------------------------------------------------------------------------------
+
+
+def _post_points(
+    member: Member, *, kind: str, points: int, reference: str = "", note: str = "", expires_at=None, at=None
+) -> PointsEntry:
+    """Append one entry and move the balance with it, under the member's row lock."""
+    locked = Member.objects.select_for_update().only("pk", "points_balance").get(pk=member.pk)
+    balance = locked.points_balance + points
+    Member.objects.filter(pk=member.pk).update(points_balance=balance)
+    member.points_balance = balance
+    return PointsEntry.objects.create(
+        member_id=member.pk,
+        kind=kind,
+        points=points,
+        balance_after=balance,
+        reference=reference[:64],
+        note=note[:255],
+        expires_at=expires_at,
+        created_at=at or timezone.now(),
+    )
+
+
+def points_for(lines: Iterable[tuple[int | None, int]]) -> int:
+    """Points a purchase earns: each (category id, amount paid in fen) at its category's rate, else HQ's.
+
+    Per line, rounded down to a whole point (1 point per yuan: ¥12.99 earns 12).
+    """
+    rules = loyalty_settings()
+    from members.models import CategoryPointsRate
+
+    lines = list(lines)
+    rates = dict(
+        CategoryPointsRate.objects.filter(category_id__in={c for c, _f in lines if c}).values_list(
+            "category_id", "points_per_yuan"
+        )
+    )
+    return sum(amount * rates.get(category, rules.points_per_yuan) // 100 for category, amount in lines if amount > 0)
+
+
+@transaction.atomic
+def earn_points(
+    *, member: Member, reference: str, lines: Iterable[tuple[int | None, int]], at: datetime | None = None
+) -> PointsEntry | None:
+    """Credit the points a purchase earns (an online order completed, a POS sale); once per reference."""
+    at = at or timezone.now()
+    earned = points_for(lines)
+    if (
+        earned <= 0
+        or PointsEntry.objects.filter(member=member, kind=PointsEntry.Kind.EARN, reference=reference).exists()
+    ):
+        return None
+    months = loyalty_settings().points_valid_months
+    expires_at = at + timedelta(days=30 * months) if months else None
+    return _post_points(
+        member, kind=PointsEntry.Kind.EARN, points=earned, reference=reference, expires_at=expires_at, at=at
+    )
+
+
+@transaction.atomic
+def reverse_points(
+    *, member: Member, reference: str, refunded_fen: int, paid_fen: int, at: datetime | None = None
+) -> PointsEntry | None:
+    """Take back what a refund un-earns, in proportion: after refunds totalling `refunded_fen` of
+    `paid_fen`, exactly floor(earned × refunded ÷ paid) points are reversed, so partial refunds add
+    up to the whole earn and never more. The balance may go below zero if the points were spent;
+    later earnings make it up."""
+    earned = sum(
+        PointsEntry.objects.filter(member=member, kind=PointsEntry.Kind.EARN, reference=reference).values_list(
+            "points", flat=True
+        )
+    )
+    if not earned or paid_fen <= 0:
+        return None
+    Member.objects.select_for_update().only("pk").get(pk=member.pk)  # reversals of one member one at a time
+    reversed_so_far = -sum(
+        PointsEntry.objects.filter(member=member, kind=PointsEntry.Kind.REVERSE, reference=reference).values_list(
+            "points", flat=True
+        )
+    )
+    target = earned * min(max(refunded_fen, 0), paid_fen) // paid_fen
+    if target <= reversed_so_far:
+        return None
+    return _post_points(
+        member, kind=PointsEntry.Kind.REVERSE, points=-(target - reversed_so_far), reference=reference, at=at
+    )
+
+
+def redeemable_points(*, member: Member, order_fen: int) -> int:
+    """The most points a member may spend on an order of `order_fen`: their balance, within HQ's share."""
+    rules = loyalty_settings()
+    cap = order_fen * rules.max_redeem_percent // 100 // rules.point_value_fen
+    return max(min(member.points_balance, cap), 0)
+
+
+@transaction.atomic
+def redeem_points(*, member: Member, points: int, order_fen: int, reference: str, at=None) -> PointsEntry:
+    """Spend points on an order: at most the balance and HQ's share of the order; returns the entry."""
+    if not isinstance(points, int) or isinstance(points, bool) or points <= 0:
+        raise ApplicationError(_("Points are a whole number above zero."), code="invalid_points")
+    locked = Member.objects.select_for_update().get(pk=member.pk)
+    allowed = redeemable_points(member=locked, order_fen=order_fen)
+    if points > allowed:
+        raise Conflict(
+            _("At most %(allowed)d points can be used on this order.") % {"allowed": allowed},
+            code="points_limit",
+            details={"allowed": [allowed]},
+        )
+    return _post_points(member, kind=PointsEntry.Kind.REDEEM, points=-points, reference=reference, at=at)
+
+
+def expire_points(*, member: Member, at: datetime | None = None) -> PointsEntry | None:
+    """Expire earned points past their date that were not spent, oldest first.
+
+    A reversal takes back its own earn; everything else taken from the balance (redeemed,
+    expired, adjusted down, less redemptions given back) is counted against the oldest earns
+    first. So what is due = (earns past their date − their reversals) − everything else taken
+    so far, if positive.
+    """
+    at = at or timezone.now()
+    with transaction.atomic():
+        Member.objects.select_for_update().only("pk").get(pk=member.pk)
+        entries = PointsEntry.objects.filter(member=member)
+        due_earns = entries.filter(kind=PointsEntry.Kind.EARN, expires_at__lte=at)
+        due = sum(due_earns.values_list("points", flat=True)) + sum(
+            entries.filter(kind=PointsEntry.Kind.REVERSE, reference__in=due_earns.values("reference")).values_list(
+                "points", flat=True
+            )
+        )
+        taken = -sum(
+            entries.filter(points__lt=0).exclude(kind=PointsEntry.Kind.REVERSE).values_list("points", flat=True)
+        )
+        given_back = sum(entries.filter(kind=PointsEntry.Kind.REFUND_REDEMPTION).values_list("points", flat=True))
+        expiring = min(due - (taken - given_back), member_balance(member))
+        if expiring <= 0:
+            return None
+        return _post_points(member, kind=PointsEntry.Kind.EXPIRE, points=-expiring, at=at)
+
+
+def member_balance(member: Member) -> int:
+    return Member.objects.filter(pk=member.pk).values_list("points_balance", flat=True).get()
+
+
+def expire_due_points(*, at: datetime | None = None, batch_size: int = 500) -> int:
+    """The nightly job: expire due points of every member who has some; returns how many entries."""
+    at = at or timezone.now()
+    members = (
+        Member.objects.filter(
+            points_entries__kind=PointsEntry.Kind.EARN, points_entries__expires_at__lte=at, points_balance__gt=0
+        )
+        .distinct()
+        .order_by("pk")
+    )
+    expired = 0
+    for member in members.iterator(chunk_size=batch_size):
+        if expire_points(member=member, at=at) is not None:
+            expired += 1
+    return expired
+
+
+@transaction.atomic
+def adjust_points(*, member: Member, points: int, note: str) -> PointsEntry:
+    """HQ corrects a balance, with a reason on the ledger."""
+    if not isinstance(points, int) or points == 0:
+        raise ApplicationError(_("Adjust by a whole number of points other than zero."), code="invalid_points")
+    if not note.strip():
+        raise ApplicationError(_("Say why the points are adjusted."), code="reason_required")
+    return _post_points(member, kind=PointsEntry.Kind.ADJUST, points=points, note=note.strip())

@@ -7,16 +7,20 @@ from django.conf import settings
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
+from django.utils import timezone
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from integrations.vendors.wechat import WeChatError, make_oauth_state, official_account, read_oauth_state
 from inventory.models import SKU
 from members import services
+from members.card import seconds_left
 from members.forms import PhoneForm
 from members.models import Member
+from members.selectors import loyalty_settings, points_history
 from members.session import current_member, member_required, remember_entry_store, sign_in, sign_out
 from o2o.errors import ApplicationError
+from o2o.qr import qr_svg
 from stores.models import Store
 from stores.session import choose_store
 
@@ -136,3 +140,40 @@ def product_entry(request: HttpRequest, sku_code: str, store_code: str) -> HttpR
     choose_store(request, store)
     remember_entry_store(request, store, Member.HomeStoreSource.PRODUCT_QR)
     return redirect(f"{reverse('catalog:product', args=[sku.product_id])}?{urlencode({'sku': sku.code})}")
+
+
+POINTS_HISTORY_SHOWN = 30
+
+
+def _card_context(member: Member) -> dict:
+    now = timezone.now()
+    code = services.card_code(member=member, at=now)
+    number = code.card_number
+    return {
+        "card_qr": qr_svg(code.text, box_size=6),
+        "card_number": " ".join(number[i : i + 4] for i in range(0, len(number), 4)),
+        "card_code": code.code,
+        "seconds_left": seconds_left(now),
+    }
+
+
+@member_required
+@require_GET
+def member_center(request: HttpRequest) -> HttpResponse:
+    """The member's own page: the card for the till, points and their history, orders."""
+    member: Member = current_member(request)
+    context = {
+        **_card_context(member),
+        "points": member.points_balance,
+        "point_value_fen": loyalty_settings().point_value_fen,
+        "history": points_history(member)[:POINTS_HISTORY_SHOWN],
+        "tab": "me",
+    }
+    return render(request, "members/center.html", context)
+
+
+@member_required
+@require_GET
+def member_card(request: HttpRequest) -> HttpResponse:
+    """The card alone, refreshed by the page before its code changes."""
+    return render(request, "members/_card.html", _card_context(current_member(request)))

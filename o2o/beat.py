@@ -4,9 +4,13 @@ Each entry names a thin, idempotent task in the app that owns the work. Deadline
 and expiry work runs as frequent sweepers over due rows, never as long ETA tasks.
 """
 
+from celery.schedules import crontab
+
 BEAT_SCHEDULE: dict[str, dict] = {
     "expire-unpaid-orders": {"task": "orders.expire_unpaid_orders", "schedule": 30.0},
     # Offers past their one-hour deadline go to the next store; lost dispatches are retried.
     "sweep-dispatch": {"task": "orders.sweep_dispatch", "schedule": 30.0},
+    # Earned points past HQ's validity, nightly at 03:10 (Asia/Shanghai, the Celery timezone).
+    "expire-points": {"task": "members.expire_due_points", "schedule": crontab(hour=3, minute=10)},
     "reconcile-pending-payments": {"task": "orders.reconcile_pending_payments", "schedule": 120.0},
 }

@@ -18,7 +18,7 @@ from django.utils.translation import gettext as _
 from inventory.selectors import reserved_under
 from inventory.services import StockLine, consume_reserved_stock, return_stock
 from members.models import Purchase
-from members.services import record_purchase
+from members.services import earn_points, record_purchase, reverse_points
 from o2o.errors import ApplicationError, Conflict, NotFound
 from o2o.events import publish
 from orders.models import Order, OrderEvent, Refund, Return, ReturnLine
@@ -79,6 +79,15 @@ def _complete(order: Order, *, actor_type: str, actor_label: str, reason: str, n
         reference=completed.number,
         amount_fen=completed.total_fen,
         purchased_at=now,
+    )
+    earn_points(
+        member=completed.member,
+        reference=completed.number,
+        lines=[
+            (line.sku.product.category_id, line.line_total_fen)
+            for line in completed.lines.select_related("sku__product")
+        ],
+        at=now,
     )
     publish("order.completed", order_id=completed.pk)
     return completed
@@ -425,6 +434,9 @@ def return_at_store(
         lines={str(line_id): qty for line_id, qty in wanted.items()},
     )
     if amount:
+        refunded = sum(Return.objects.filter(order=locked).values_list("amount_fen", flat=True))
+        # Points were earned on the items, so returns reverse them against the items' value.
+        reverse_points(member=locked.member, reference=locked.number, refunded_fen=refunded, paid_fen=locked.items_fen)
         publish("order.refunded", order_id=locked.pk, amount_fen=amount, paid_fen=locked.total_fen)
     return record
 

@@ -10,8 +10,11 @@ from django.contrib.auth.models import Group
 from django.test import RequestFactory
 from django.urls import reverse
 
-from inventory.models import Stock, StockMove, StockTransfer
+from inventory.models import Category, Stock, StockMove, StockTransfer
 from inventory.services import StockLine, receive_stock, receive_transfer, request_transfer, reserve_stock
+from members.models import CategoryPointsRate
+from members.selectors import loyalty_settings
+from members.services import earn_points
 from o2o.geo import Point, wgs84_to_gcj02
 from orders.dispatch import dispatch_order, expire_overdue_assignments
 from orders.selectors import mall_settings
@@ -57,6 +60,9 @@ def chain():
     offer = dispatch_order(order_id=order.pk)
     expire_overdue_assignments(now=offer.deadline)
     mall_settings()
+    loyalty_settings()
+    CategoryPointsRate.objects.create(category=Category.objects.get(code="feeding"), points_per_yuan=2)
+    earn_points(member=member, reference="POS-1", lines=[(None, 9900)])
     return {"source": source, "destination": destination, "sku": sku, "transfer": transfer}
 
 

@@ -12,6 +12,7 @@ from django.utils import timezone
 from inventory.models import Stock, StockMove
 from inventory.services import receive_stock
 from members.models import Purchase
+from members.selectors import ledger_sum
 from members.session import MEMBER_SESSION_KEY
 from o2o.errors import ApplicationError
 from o2o.events import subscribe, unsubscribe
@@ -21,6 +22,7 @@ from orders.fulfilment import (
     confirm_delivery,
     hand_over,
     mark_ready,
+    return_at_store,
     send_out_for_delivery,
     start_preparing,
 )
@@ -755,3 +757,27 @@ def test_hq_cancels_an_exception_order_and_refunds_it_in_full(
     refund = Refund.objects.get()
     assert (refund.amount_fen, refund.status) == (exception_order.total_fen, Refund.Status.SUCCEEDED)
     assert _stock(store, formula) == (10, 0)
+
+
+# --- points on online orders ---------------------------------------------------------------------
+
+
+def test_a_collected_order_earns_its_points_once_and_returns_take_them_back_in_proportion(
+    member, store, formula, milk, ws_clerk
+):
+    # Given a collected order of ¥258 + ¥199 ×2 (HQ's default: one point per yuan)
+    order = _collected(member, store, ws_clerk, {formula: 1, milk: 2})
+    member.refresh_from_db()
+    assert member.points_balance == 258 + 398
+    lines = {line.sku_id: line for line in order.lines.all()}
+
+    # When one tin of milk comes back, then the rest
+    return_at_store(staff=ws_clerk, order=order, quantities={lines[milk.pk].pk: 1}, token="t1")
+    member.refresh_from_db()
+    after_one = member.points_balance
+    return_at_store(staff=ws_clerk, order=order, quantities={lines[formula.pk].pk: 1, lines[milk.pk].pk: 1}, token="t2")
+
+    # Then a tin's share goes first (656 × 199 / 656 = 199), and everything once all is back
+    assert after_one == 656 - 199
+    member.refresh_from_db()
+    assert member.points_balance == 0 == ledger_sum(member)
