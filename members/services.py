@@ -263,6 +263,22 @@ def redeem_points(*, member: Member, points: int, order_fen: int, reference: str
     return _post_points(member, kind=PointsEntry.Kind.REDEEM, points=-points, reference=reference, at=at)
 
 
+@transaction.atomic
+def return_redeemed_points(*, member: Member, reference: str, total: int, at=None) -> PointsEntry | None:
+    """Give back points spent on an order that was cancelled or returned: `total` is how many of them
+    should be back by now in all, so calling it again, or once per partial return, never gives twice."""
+    Member.objects.select_for_update().only("pk").get(pk=member.pk)
+    entries = PointsEntry.objects.filter(member=member, reference=reference)
+    spent = -sum(entries.filter(kind=PointsEntry.Kind.REDEEM).values_list("points", flat=True))
+    back = sum(entries.filter(kind=PointsEntry.Kind.REFUND_REDEMPTION).values_list("points", flat=True))
+    target = min(max(total, 0), spent)
+    if target <= back:
+        return None
+    return _post_points(
+        member, kind=PointsEntry.Kind.REFUND_REDEMPTION, points=target - back, reference=reference, at=at
+    )
+
+
 def expire_points(*, member: Member, at: datetime | None = None) -> PointsEntry | None:
     """Expire earned points past their date that were not spent, oldest first.
 

@@ -12,6 +12,7 @@ class CheckoutForm(forms.Form):
     address = forms.CharField(label=_("Address"), max_length=255, required=False)
     latitude = forms.FloatField(required=False, min_value=-90, max_value=90)
     longitude = forms.FloatField(required=False, min_value=-180, max_value=180)
+    points = forms.IntegerField(label=_("Use points"), required=False, min_value=0)
 
     def clean(self):
         data = super().clean()

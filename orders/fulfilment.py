@@ -18,7 +18,7 @@ from django.utils.translation import gettext as _
 from inventory.selectors import reserved_under
 from inventory.services import StockLine, consume_reserved_stock, return_stock
 from members.models import Purchase
-from members.services import earn_points, record_purchase, reverse_points
+from members.services import earn_points, record_purchase, return_redeemed_points, reverse_points
 from o2o.errors import ApplicationError, Conflict, NotFound
 from o2o.events import publish
 from orders.models import Order, OrderEvent, Refund, Return, ReturnLine
@@ -83,8 +83,9 @@ def _complete(order: Order, *, actor_type: str, actor_label: str, reason: str, n
     earn_points(
         member=completed.member,
         reference=completed.number,
+        # Points are earned on what was paid in money: each line's share of it.
         lines=[
-            (line.sku.product.category_id, line.line_total_fen)
+            (line.sku.product.category_id, line.line_total_fen * completed.items_paid_fen // completed.items_fen)
             for line in completed.lines.select_related("sku__product")
         ],
         at=now,
@@ -377,14 +378,23 @@ def return_at_store(
         raise ApplicationError(_("Choose what is being returned."), code="nothing_to_return")
 
     everything = all(wanted.get(line_id, 0) == left for line_id, left in remaining.items())
-    amount = sum(lines[line_id].unit_price_fen * quantity for line_id, quantity in wanted.items())
+    # Money and points come back in the share the items were paid with, on running totals, so
+    # partial returns add up to what was paid and the last one settles the rest (and the fee).
+    value_before = sum(line.unit_price_fen * (line.quantity - remaining[line.pk]) for line in lines.values())
+    value_after = value_before + sum(lines[line_id].unit_price_fen * qty for line_id, qty in wanted.items())
     payment = locked.payments.order_by("pk").first()
+    paid = payment.amount_fen if payment else 0
     refunded = (
         sum(payment.refunds.exclude(status=Refund.Status.FAILED).values_list("amount_fen", flat=True)) if payment else 0
     )
-    if everything and payment is not None:
-        amount = payment.amount_fen - refunded  # the last return also gives back the delivery fee
-    amount = min(amount, (payment.amount_fen - refunded) if payment else 0)
+    returned_before = sum(Return.objects.filter(order=locked).values_list("amount_fen", flat=True))
+    if everything:
+        amount = paid - refunded
+        points_back = locked.points_used
+    else:
+        amount = locked.items_paid_fen * value_after // locked.items_fen - returned_before
+        points_back = locked.points_used * value_after // locked.items_fen
+    amount = max(min(amount, paid - refunded), 0)
     try:
         with transaction.atomic():
             record = Return.objects.create(
@@ -433,10 +443,14 @@ def return_at_store(
         amount_fen=amount,
         lines={str(line_id): qty for line_id, qty in wanted.items()},
     )
+    if locked.points_used:
+        return_redeemed_points(member=locked.member, reference=locked.number, total=points_back)
     if amount:
         refunded = sum(Return.objects.filter(order=locked).values_list("amount_fen", flat=True))
-        # Points were earned on the items, so returns reverse them against the items' value.
-        reverse_points(member=locked.member, reference=locked.number, refunded_fen=refunded, paid_fen=locked.items_fen)
+        # Points were earned on the money paid for the items; returns reverse them against it.
+        reverse_points(
+            member=locked.member, reference=locked.number, refunded_fen=refunded, paid_fen=locked.items_paid_fen
+        )
         publish("order.refunded", order_id=locked.pk, amount_fen=amount, paid_fen=locked.total_fen)
     return record
 

@@ -168,7 +168,9 @@ class Order(models.Model):
     )
     items_fen = models.PositiveIntegerField(_("items (fen)"))
     delivery_fee_fen = models.PositiveIntegerField(_("delivery fee (fen)"), default=0)
-    total_fen = models.PositiveIntegerField(_("total (fen)"))
+    points_used = models.PositiveIntegerField(_("points used"), default=0)
+    points_discount_fen = models.PositiveIntegerField(_("paid with points (fen)"), default=0)
+    total_fen = models.PositiveIntegerField(_("total (fen)"), help_text=_("What the shopper pays with money."))
     pickup_code = models.CharField(_("pickup code"), max_length=6, blank=True)
     expires_at = models.DateTimeField(_("pay before"), db_index=True)
     paid_at = models.DateTimeField(_("paid at"), null=True, blank=True)
@@ -183,7 +185,11 @@ class Order(models.Model):
         ordering = ["-created_at", "-pk"]
         constraints = [
             models.CheckConstraint(
-                condition=Q(total_fen=F("items_fen") + F("delivery_fee_fen")), name="order_total_is_items_plus_fee"
+                condition=Q(total_fen=F("items_fen") + F("delivery_fee_fen") - F("points_discount_fen")),
+                name="order_total_is_items_plus_fee_less_points",
+            ),
+            models.CheckConstraint(
+                condition=Q(points_discount_fen__lte=F("items_fen")), name="order_points_pay_only_items"
             ),
             models.CheckConstraint(
                 condition=(Q(fulfilment="pickup") & Q(pickup_store__isnull=False))
@@ -194,6 +200,11 @@ class Order(models.Model):
 
     def __str__(self) -> str:
         return self.number
+
+    @property
+    def items_paid_fen(self) -> int:
+        """What was paid in money for the items: they earn points, and returns refund a share of it."""
+        return self.items_fen - self.points_discount_fen
 
     @property
     def reference(self) -> str:

@@ -20,7 +20,8 @@ from inventory.models import SKU, StockMove
 from inventory.selectors import prices_at, stores_holding
 from inventory.services import StockLine, release_stock, reserve_stock, stop_holding_transfer
 from members.models import Member
-from members.services import set_home_store_once
+from members.selectors import loyalty_settings
+from members.services import redeem_points, redeemable_points, return_redeemed_points, set_home_store_once
 from o2o.errors import ApplicationError, Conflict
 from o2o.events import publish
 from o2o.geo import parse_point
@@ -128,6 +129,7 @@ def place_order(
     fulfilment: str,
     pickup_store: Store | None = None,
     delivery: DeliveryAddress | None = None,
+    points: int = 0,
     now: datetime | None = None,
 ) -> Order:
     """Turn the member's cart into an order awaiting payment, in one transaction.
@@ -164,6 +166,7 @@ def place_order(
         raise ApplicationError(_("Choose pickup or delivery."), code="invalid_fulfilment")
 
     priced = quote(member=member, fulfilment=fulfilment, pickup_store=pickup_store)
+    discount = _points_discount(member=member, points=points, priced=priced)
     rules = mall_settings()
     if member.home_store_id is None:
         set_home_store_once(member=member, store=home_candidate, source=Member.HomeStoreSource.FIRST_ORDER)
@@ -173,7 +176,9 @@ def place_order(
         "credited_store_id": member.home_store_id,
         "items_fen": priced.items_fen,
         "delivery_fee_fen": priced.delivery_fee_fen,
-        "total_fen": priced.total_fen,
+        "points_used": points if discount else 0,
+        "points_discount_fen": discount,
+        "total_fen": priced.total_fen - discount,
         "expires_at": now + timedelta(minutes=rules.unpaid_order_minutes),
     }
     if fulfilment == Order.Fulfilment.PICKUP:
@@ -209,11 +214,37 @@ def place_order(
             reason="online order",
             savepoint=False,  # a shortage fails the whole checkout anyway
         )
+    if discount:
+        redeem_points(member=member, points=points, order_fen=priced.items_fen, reference=order.number, at=now)
     OrderEvent.objects.create(
         order=order, from_status="", to_status=order.status, actor_type=OrderEvent.Actor.MEMBER, actor_label=str(member)
     )
     CartLine.objects.filter(member=member).delete()
     return order
+
+
+def most_points_for(*, member: Member, priced: Quote) -> int:
+    """The most points the member may use on this quote: HQ's share of the items, the balance, and at
+    least one fen left to pay (WeChat Pay takes no zero payments)."""
+    value = loyalty_settings().point_value_fen
+    return max(min(redeemable_points(member=member, order_fen=priced.items_fen), (priced.total_fen - 1) // value), 0)
+
+
+def _points_discount(*, member: Member, points: object, priced: Quote) -> int:
+    if points in (None, 0):
+        return 0
+    if not isinstance(points, int) or isinstance(points, bool) or points < 0:
+        raise ApplicationError(
+            _("Points are a whole number above zero."), code="invalid_points", details={"points": [str(points)]}
+        )
+    allowed = most_points_for(member=member, priced=priced)
+    if points > allowed:
+        raise Conflict(
+            _("At most %(allowed)d points can be used on this order.") % {"allowed": allowed},
+            code="points_limit",
+            details={"points": [_("At most %(allowed)d.") % {"allowed": allowed}], "allowed": [allowed]},
+        )
+    return points * loyalty_settings().point_value_fen
 
 
 def _create_with_unique_number(fields: dict, now: datetime) -> Order:
@@ -280,6 +311,8 @@ def transition_order(
                 status=Assignment.Status.WITHDRAWN, decided_at=now, reason=reason[:255]
             )
             release_everything_held(locked, reason=to)
+            if locked.points_used:
+                return_redeemed_points(member=locked.member, reference=locked.number, total=locked.points_used)
         return locked
 
 

@@ -19,6 +19,7 @@ from integrations.vendors.wechat_pay import (
 )
 from inventory.models import SKU
 from members.models import Member
+from members.selectors import loyalty_settings
 from members.session import current_member, member_required
 from o2o.errors import ApplicationError
 from o2o.geo import Point, amap_marker_url, format_distance, wgs84_to_gcj02
@@ -116,7 +117,9 @@ def checkout(request: HttpRequest) -> HttpResponse:
         try:
             if data["fulfilment"] == Order.Fulfilment.PICKUP:
                 store = Store.objects.filter(pk=data["pickup_store"], is_active=True).first()
-                order = services.place_order(member=member, fulfilment="pickup", pickup_store=store)
+                order = services.place_order(
+                    member=member, fulfilment="pickup", pickup_store=store, points=data["points"] or 0
+                )
             else:
                 # The page sends the browser's position (WGS-84); stores are in GCJ-02.
                 point = wgs84_to_gcj02(Point(data["latitude"], data["longitude"]))
@@ -127,7 +130,9 @@ def checkout(request: HttpRequest) -> HttpResponse:
                     latitude=point.lat,
                     longitude=point.lng,
                 )
-                order = services.place_order(member=member, fulfilment="delivery", delivery=address)
+                order = services.place_order(
+                    member=member, fulfilment="delivery", delivery=address, points=data["points"] or 0
+                )
         except ApplicationError as error:
             form.add_error(None, error.message)
         else:
@@ -150,6 +155,12 @@ def checkout(request: HttpRequest) -> HttpResponse:
         "delivery_fee": format_yuan(delivery_quote.delivery_fee_fen),
         "delivery_total": format_yuan(delivery_quote.total_fen),
         "lines": pickup_quote.lines,
+        "points_balance": member.points_balance,
+        "points_max": min(
+            services.most_points_for(member=member, priced=pickup_quote),
+            services.most_points_for(member=member, priced=delivery_quote),
+        ),
+        "point_value_fen": loyalty_settings().point_value_fen,
     }
     return render(request, "orders/checkout.html", context, status=400 if form.errors else 200)
 
@@ -163,6 +174,7 @@ def order_detail(request: HttpRequest, number: str) -> HttpResponse:
         "total": format_yuan(order.total_fen),
         "items": format_yuan(order.items_fen),
         "fee": format_yuan(order.delivery_fee_fen),
+        "points_discount": format_yuan(order.points_discount_fen),
         "lines": [(line, format_yuan(line.line_total_fen)) for line in order.lines.all()],
         "events": [
             (event, _status_labels.get(event.to_status, event.to_status))

@@ -173,6 +173,8 @@ class OrderSummarySerializer(serializers.ModelSerializer):
             "lines",
             "items_fen",
             "delivery_fee_fen",
+            "points_used",
+            "points_discount_fen",
             "total_fen",
             "total_display",
             "created_at",
@@ -221,7 +223,12 @@ class OrderDetailSerializer(OrderSummarySerializer):
 
     @staticmethod
     def _ready_for_pickup(order: Order) -> bool:
-        return order.fulfilment == Order.Fulfilment.PICKUP and order.status == Order.Status.PAID
+        return order.fulfilment == Order.Fulfilment.PICKUP and order.status in (
+            Order.Status.PAID,
+            Order.Status.EXCEPTION,
+            Order.Status.ACCEPTED,
+            Order.Status.READY,
+        )
 
     @extend_schema_field(DeliveryAddressSerializer(allow_null=True))
     def get_delivery(self, order: Order) -> dict | None:
@@ -241,7 +248,7 @@ class OrderDetailSerializer(OrderSummarySerializer):
         return order.status == Order.Status.PENDING_PAYMENT and order.expires_at > timezone.now()
 
     def get_can_cancel(self, order: Order) -> bool:
-        return order.status in (Order.Status.PENDING_PAYMENT, Order.Status.PAID, Order.Status.AWAITING_DISPATCH)
+        return order.status in Order.SHOPPER_CANCELLABLE
 
 
 # -- payment -----------------------------------------------------------------------------------

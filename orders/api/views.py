@@ -236,6 +236,9 @@ class OrderCreateApi(MemberApi):
         fulfilment = serializers.ChoiceField(choices=Order.Fulfilment.choices)
         pickup_store_id = serializers.IntegerField(required=False, allow_null=True, help_text="Pickup: the store.")
         delivery = DeliveryAddressInputSerializer(required=False, allow_null=True, help_text="Delivery: where to.")
+        points = serializers.IntegerField(
+            required=False, default=0, min_value=0, help_text="Points to pay part of the items with (HQ's limits)."
+        )
 
     @extend_schema(
         operation_id="mall_orders_create",
@@ -251,7 +254,8 @@ class OrderCreateApi(MemberApi):
             "Turn the cart into an order awaiting payment (prices from the server), and empty the cart. "
             "Pickup reserves the store's stock now. 400: `empty_cart`, `invalid_pickup_store`, "
             "`address_required`, `invalid_phone`, `invalid_coordinates`, `invalid`; 409: "
-            "`insufficient_stock` or another stock refusal, `no_store_delivers_here`. Nothing is written on error."
+            "`insufficient_stock` or another stock refusal, `no_store_delivers_here`, `points_limit` (more points "
+            "than the balance or HQ's share allows). Nothing is written on error."
         ),
     )
     def post(self, request: Request) -> Response:
@@ -263,7 +267,9 @@ class OrderCreateApi(MemberApi):
             store = None
             if data.get("pickup_store_id") is not None:
                 store = Store.objects.filter(pk=data["pickup_store_id"], is_active=True).first()
-            order = services.place_order(member=member, fulfilment=data["fulfilment"], pickup_store=store)
+            order = services.place_order(
+                member=member, fulfilment=data["fulfilment"], pickup_store=store, points=data["points"]
+            )
         else:
             delivery = data.get("delivery")
             address = None
@@ -278,7 +284,9 @@ class OrderCreateApi(MemberApi):
                     latitude=point.lat,
                     longitude=point.lng,
                 )
-            order = services.place_order(member=member, fulfilment=data["fulfilment"], delivery=address)
+            order = services.place_order(
+                member=member, fulfilment=data["fulfilment"], delivery=address, points=data["points"]
+            )
         return Response(_order_detail(member, order.number), status=status.HTTP_201_CREATED)
 
 
