@@ -3,7 +3,7 @@
 from django.contrib import admin
 from django.utils.translation import gettext_lazy as _
 
-from members.models import CategoryPointsRate, LoyaltySettings, Member, PointsEntry
+from members.models import CategoryPointsRate, LoyaltySettings, Member, PointsEntry, TierChange
 from members.selectors import forget_loyalty_settings, points_liability
 from o2o.money import format_yuan
 
@@ -22,16 +22,38 @@ class PointsEntryInline(admin.TabularInline):
         return False
 
 
+class TierChangeInline(admin.TabularInline):
+    model = TierChange
+    extra = 0
+    can_delete = False
+    fields = readonly_fields = ["changed_at", "from_tier", "to_tier", "reason"]
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+
 @admin.register(Member)
 class MemberAdmin(admin.ModelAdmin):
-    list_display = ["id", "nickname", "phone", "home_store", "points_balance", "joined_at", "is_active"]
-    list_filter = ["is_active", "home_store_source", "home_store"]
+    list_display = ["id", "nickname", "phone", "home_store", "tier", "points_balance", "joined_at", "is_active"]
+    list_filter = ["tier", "is_active", "home_store_source", "home_store"]
     search_fields = ["phone", "nickname", "openid", "unionid", "card_number"]
     list_select_related = ["home_store"]
-    readonly_fields = ["openid", "unionid", "card_number", "points_balance", "joined_at", "home_store_set_at"]
+    readonly_fields = [
+        "openid",
+        "unionid",
+        "card_number",
+        "points_balance",
+        "tier",
+        "tier_since",
+        "joined_at",
+        "home_store_set_at",
+    ]
     autocomplete_fields = ["home_store"]
     date_hierarchy = "joined_at"
-    inlines = [PointsEntryInline]
+    inlines = [PointsEntryInline, TierChangeInline]
 
 
 @admin.register(PointsEntry)
@@ -65,7 +87,15 @@ class PointsEntryAdmin(admin.ModelAdmin):
 
 @admin.register(LoyaltySettings)
 class LoyaltySettingsAdmin(admin.ModelAdmin):
-    list_display = ["__str__", "points_per_yuan", "point_value_fen", "max_redeem_percent", "points_valid_months"]
+    list_display = [
+        "__str__",
+        "points_per_yuan",
+        "point_value_fen",
+        "max_redeem_percent",
+        "points_valid_months",
+        "loyal_min_purchases",
+        "loyal_min_amount_fen",
+    ]
 
     def has_add_permission(self, request):
         return not LoyaltySettings.objects.exists()

@@ -9,6 +9,15 @@ from inventory.models import Category
 from stores.models import Store
 
 
+class Tier(models.TextChoices):
+    """How close a member is to the chain (潜在 / 普通 / 忠诚 / 倡导者)."""
+
+    POTENTIAL = "potential", _("Potential")
+    ORDINARY = "ordinary", _("Ordinary")
+    LOYAL = "loyal", _("Loyal")
+    ADVOCATE = "advocate", _("Advocate")
+
+
 class Member(models.Model):
     """A shopper. Signs in through WeChat (openid / unionid); never a Django user."""
 
@@ -43,6 +52,8 @@ class Member(models.Model):
     points_balance = models.IntegerField(
         _("points"), default=0, editable=False, help_text=_("Always the sum of the member's points ledger.")
     )
+    tier = models.CharField(_("tier"), max_length=10, choices=Tier.choices, default=Tier.POTENTIAL, db_index=True)
+    tier_since = models.DateTimeField(_("tier since"), null=True, blank=True)
     joined_at = models.DateTimeField(_("joined at"), auto_now_add=True)
     is_active = models.BooleanField(_("active"), default=True)
 
@@ -107,6 +118,11 @@ class LoyaltySettings(models.Model):
     points_valid_months = models.PositiveIntegerField(
         _("points expire after (months)"), default=0, help_text=_("0: points never expire.")
     )
+    tier_window_days = models.PositiveIntegerField(
+        _("tiers count purchases of the last (days)"), default=365, validators=[MinValueValidator(30)]
+    )
+    loyal_min_purchases = models.PositiveIntegerField(_("loyal: at least this many purchases"), default=4)
+    loyal_min_amount_fen = models.PositiveIntegerField(_("loyal: at least this much spent (fen)"), default=100000)
 
     class Meta:
         verbose_name = _("loyalty settings")
@@ -189,3 +205,21 @@ class PointsEntry(models.Model):
 
     def delete(self, *args, **kwargs):
         raise ValueError("Points entries are append-only.")
+
+
+class TierChange(models.Model):
+    """Every change of a member's tier: from, to, why, when (append-only)."""
+
+    member = models.ForeignKey(Member, on_delete=models.CASCADE, related_name="tier_changes", verbose_name=_("member"))
+    from_tier = models.CharField(_("from"), max_length=10, choices=Tier.choices)
+    to_tier = models.CharField(_("to"), max_length=10, choices=Tier.choices)
+    reason = models.CharField(_("reason"), max_length=255, blank=True)
+    changed_at = models.DateTimeField(_("at"), db_index=True)
+
+    class Meta:
+        verbose_name = _("tier change")
+        verbose_name_plural = _("tier changes")
+        ordering = ["-changed_at", "-pk"]
+
+    def __str__(self) -> str:
+        return f"{self.from_tier} → {self.to_tier}"

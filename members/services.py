@@ -8,7 +8,7 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from members import card
-from members.models import Member, PointsEntry, Purchase
+from members.models import LoyaltySettings, Member, PointsEntry, Purchase, Tier, TierChange
 from members.selectors import loyalty_settings
 from o2o.errors import ApplicationError, Conflict, NotFound
 from o2o.phone import mask_phone, normalize_cn_mobile
@@ -103,12 +103,14 @@ def record_purchase(
 
     The same (channel, store, reference) is recorded once, however often it is reported.
     """
-    purchase, _created = Purchase.objects.get_or_create(
+    purchase, created = Purchase.objects.get_or_create(
         channel=channel,
         store=store,
         reference=reference[:64],
         defaults={"member": member, "amount_fen": amount_fen, "purchased_at": purchased_at},
     )
+    if created:
+        recompute_tier(member=member, reason="purchase " + purchase.reference)
     return purchase
 
 
@@ -336,3 +338,111 @@ def adjust_points(*, member: Member, points: int, note: str) -> PointsEntry:
     if not note.strip():
         raise ApplicationError(_("Say why the points are adjusted."), code="reason_required")
     return _post_points(member, kind=PointsEntry.Kind.ADJUST, points=points, note=note.strip())
+
+
+# --- tiers ----------------------------------------------------------------------------------------
+
+
+def tier_for(*, purchases: int, amount_fen: int, ever_purchased: bool, rules: LoyaltySettings) -> str:
+    """The tier HQ's thresholds give: loyal with enough purchases and spending within the window,
+    ordinary once the member has bought at all, potential before that.
+
+    Advocates (loyal members whose referrals buy) are decided with the referral tree.
+    """
+    if purchases >= rules.loyal_min_purchases and amount_fen >= rules.loyal_min_amount_fen:
+        return Tier.LOYAL
+    if ever_purchased:
+        return Tier.ORDINARY
+    return Tier.POTENTIAL
+
+
+def _window_figures(member_ids: list[int], at: datetime, rules: LoyaltySettings) -> dict[int, tuple[int, int]]:
+    from django.db.models import Count, Sum
+
+    since = at - timedelta(days=rules.tier_window_days)
+    rows = (
+        Purchase.objects.filter(member_id__in=member_ids, purchased_at__gt=since, purchased_at__lte=at)
+        .values("member_id")
+        .annotate(purchases=Count("pk"), amount=Sum("amount_fen"))
+        .order_by()
+    )
+    return {row["member_id"]: (row["purchases"], row["amount"] or 0) for row in rows}
+
+
+@transaction.atomic
+def recompute_tier(*, member: Member, reason: str = "", at: datetime | None = None) -> str:
+    """Set the member's tier from their purchases now; a change is recorded with its reason."""
+    at = at or timezone.now()
+    rules = loyalty_settings()
+    locked = Member.objects.select_for_update().only("pk", "tier").get(pk=member.pk)
+    purchases, amount = _window_figures([member.pk], at, rules).get(member.pk, (0, 0))
+    ever = purchases > 0 or Purchase.objects.filter(member_id=member.pk, purchased_at__lte=at).exists()
+    tier = tier_for(purchases=purchases, amount_fen=amount, ever_purchased=ever, rules=rules)
+    if tier != locked.tier:
+        Member.objects.filter(pk=member.pk).update(tier=tier, tier_since=at)
+        TierChange.objects.create(
+            member_id=member.pk, from_tier=locked.tier, to_tier=tier, reason=reason[:255], changed_at=at
+        )
+    member.tier = tier
+    return tier
+
+
+def recompute_all_tiers(*, at: datetime | None = None, chunk_size: int = 5000) -> int:
+    """The nightly pass over every member (purchases also leave the window with time); returns the changes.
+
+    Members are read in primary-key chunks with their window figures in one grouped query per
+    chunk; only the changed ones are written, each chunk in its own transaction.
+    """
+    at = at or timezone.now()
+    rules = loyalty_settings()
+    changed = 0
+    last_pk = 0
+    while True:
+        chunk = list(Member.objects.filter(pk__gt=last_pk).order_by("pk").values_list("pk", "tier")[:chunk_size])
+        if not chunk:
+            return changed
+        last_pk = chunk[-1][0]
+        ids = [pk for pk, _tier in chunk]
+        figures = _window_figures(ids, at, rules)
+        ever = set(
+            Purchase.objects.filter(member_id__in=ids, purchased_at__lte=at)
+            .values_list("member_id", flat=True)
+            .distinct()
+        )
+        moves: dict[tuple[str, str], list[int]] = {}
+        for pk, current in chunk:
+            purchases, amount = figures.get(pk, (0, 0))
+            tier = tier_for(purchases=purchases, amount_fen=amount, ever_purchased=pk in ever, rules=rules)
+            if tier != current:
+                moves.setdefault((current, tier), []).append(pk)
+        with transaction.atomic():
+            for (source, target), pks in moves.items():
+                # Only rows still in the tier we read: a purchase meanwhile recomputed them already.
+                still = list(
+                    Member.objects.select_for_update().filter(pk__in=pks, tier=source).values_list("pk", flat=True)
+                )
+                Member.objects.filter(pk__in=still).update(tier=target, tier_since=at)
+                TierChange.objects.bulk_create(
+                    [
+                        TierChange(member_id=pk, from_tier=source, to_tier=target, reason="nightly", changed_at=at)
+                        for pk in still
+                    ]
+                )
+                changed += len(still)
+
+
+def next_tier_needs(*, member: Member, at: datetime | None = None) -> dict | None:
+    """What the member still needs for the next tier within the window, for the member center."""
+    at = at or timezone.now()
+    rules = loyalty_settings()
+    if member.tier not in (Tier.POTENTIAL, Tier.ORDINARY):
+        return None
+    purchases, amount = _window_figures([member.pk], at, rules).get(member.pk, (0, 0))
+    if member.tier == Tier.POTENTIAL:
+        return {"tier": Tier.ORDINARY, "purchases": 1, "amount_fen": 0}
+    return {
+        "tier": Tier.LOYAL,
+        "purchases": max(rules.loyal_min_purchases - purchases, 0),
+        "amount_fen": max(rules.loyal_min_amount_fen - amount, 0),
+        "days": rules.tier_window_days,
+    }

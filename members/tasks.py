@@ -8,3 +8,8 @@ from members import services
 @shared_task(name="members.expire_due_points")
 def expire_due_points() -> int:
     return services.expire_due_points()
+
+
+@shared_task(name="members.recompute_all_tiers")
+def recompute_all_tiers() -> int:
+    return services.recompute_all_tiers()

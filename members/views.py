@@ -16,10 +16,11 @@ from inventory.models import SKU
 from members import services
 from members.card import seconds_left
 from members.forms import PhoneForm
-from members.models import Member
+from members.models import Member, Tier
 from members.selectors import loyalty_settings, points_history
 from members.session import current_member, member_required, remember_entry_store, sign_in, sign_out
 from o2o.errors import ApplicationError
+from o2o.money import format_yuan
 from o2o.qr import qr_svg
 from stores.models import Store
 from stores.session import choose_store
@@ -145,6 +146,13 @@ def product_entry(request: HttpRequest, sku_code: str, store_code: str) -> HttpR
 POINTS_HISTORY_SHOWN = 30
 
 
+def _next_tier(member: Member) -> dict | None:
+    needs = services.next_tier_needs(member=member)
+    if needs is None:
+        return None
+    return {**needs, "label": Tier(needs["tier"]).label, "amount": format_yuan(needs["amount_fen"])}
+
+
 def _card_context(member: Member) -> dict:
     now = timezone.now()
     code = services.card_code(member=member, at=now)
@@ -167,6 +175,7 @@ def member_center(request: HttpRequest) -> HttpResponse:
         "points": member.points_balance,
         "point_value_fen": loyalty_settings().point_value_fen,
         "history": points_history(member)[:POINTS_HISTORY_SHOWN],
+        "next_tier": _next_tier(member),
         "tab": "me",
     }
     return render(request, "members/center.html", context)

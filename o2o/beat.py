@@ -12,5 +12,7 @@ BEAT_SCHEDULE: dict[str, dict] = {
     "sweep-dispatch": {"task": "orders.sweep_dispatch", "schedule": 30.0},
     # Earned points past HQ's validity, nightly at 03:10 (Asia/Shanghai, the Celery timezone).
     "expire-points": {"task": "members.expire_due_points", "schedule": crontab(hour=3, minute=10)},
+    # Tiers also fall as purchases leave HQ's window: nightly at 03:30.
+    "recompute-tiers": {"task": "members.recompute_all_tiers", "schedule": crontab(hour=3, minute=30)},
     "reconcile-pending-payments": {"task": "orders.reconcile_pending_payments", "schedule": 120.0},
 }
