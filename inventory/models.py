@@ -40,6 +40,12 @@ class Product(models.Model):
     )
     brand = models.CharField(_("brand"), max_length=50, blank=True)
     description = models.TextField(_("description"), blank=True)
+    days_per_unit = models.PositiveIntegerField(
+        _("days one unit lasts"),
+        null=True,
+        blank=True,
+        help_text=_("The consumption rate (e.g. a can of formula: 7). Buying it opens follow-up calls."),
+    )
     is_active = models.BooleanField(_("active"), default=True)
     created_at = models.DateTimeField(_("created at"), auto_now_add=True)
     updated_at = models.DateTimeField(_("updated at"), auto_now=True)

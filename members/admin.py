@@ -3,7 +3,7 @@
 from django.contrib import admin
 from django.utils.translation import gettext_lazy as _
 
-from members.models import CategoryPointsRate, LoyaltySettings, Member, PointsEntry, TierChange
+from members.models import CategoryPointsRate, FollowUp, LoyaltySettings, Member, PointsEntry, TierChange
 from members.selectors import forget_loyalty_settings, points_liability
 from o2o.money import format_yuan
 
@@ -112,3 +112,23 @@ class LoyaltySettingsAdmin(admin.ModelAdmin):
 class CategoryPointsRateAdmin(admin.ModelAdmin):
     list_display = ["category", "points_per_yuan"]
     autocomplete_fields = ["category"]
+
+
+@admin.register(FollowUp)
+class FollowUpAdmin(admin.ModelAdmin):
+    """Every opportunity-window call of every store, with its outcome."""
+
+    list_display = ["due_on", "member", "store", "product", "kind", "status", "outcome", "done_at"]
+    list_filter = ["status", "kind", "outcome", "store"]
+    search_fields = ["member__phone", "member__nickname", "product__name", "store__code"]
+    list_select_related = ["member", "store", "product"]
+    date_hierarchy = "due_on"
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False

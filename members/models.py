@@ -1,12 +1,13 @@
 """Members: one membership for online and offline. Identity, phone, home store, and purchases by store."""
 
+from django.conf import settings
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.db.models import Q
 from django.utils.translation import gettext_lazy as _
 
-from inventory.models import Category
-from stores.models import Store
+from inventory.models import Category, Product
+from stores.models import Staff, Store
 
 
 class Tier(models.TextChoices):
@@ -52,6 +53,7 @@ class Member(models.Model):
     points_balance = models.IntegerField(
         _("points"), default=0, editable=False, help_text=_("Always the sum of the member's points ledger.")
     )
+    do_not_call = models.BooleanField(_("do not call"), default=False, help_text=_("Asked not to be called again."))
     tier = models.CharField(_("tier"), max_length=10, choices=Tier.choices, default=Tier.POTENTIAL, db_index=True)
     tier_since = models.DateTimeField(_("tier since"), null=True, blank=True)
     joined_at = models.DateTimeField(_("joined at"), auto_now_add=True)
@@ -120,6 +122,12 @@ class LoyaltySettings(models.Model):
     )
     tier_window_days = models.PositiveIntegerField(
         _("tiers count purchases of the last (days)"), default=365, validators=[MinValueValidator(30)]
+    )
+    first_use_check_after_days = models.PositiveIntegerField(
+        _("first-use check, days after a first purchase"), default=3, validators=[MinValueValidator(1)]
+    )
+    replenish_call_before_days = models.PositiveIntegerField(
+        _("replenishment call, days before it runs out"), default=5
     )
     loyal_min_purchases = models.PositiveIntegerField(_("loyal: at least this many purchases"), default=4)
     loyal_min_amount_fen = models.PositiveIntegerField(_("loyal: at least this much spent (fen)"), default=100000)
@@ -223,3 +231,66 @@ class TierChange(models.Model):
 
     def __str__(self) -> str:
         return f"{self.from_tier} → {self.to_tier}"
+
+
+class FollowUp(models.Model):
+    """A call a store owes a member in an opportunity window: a first-use check, or a replenishment call.
+
+    Opened when the member buys a product with a consumption rate; a new purchase of the same
+    product moves the replenishment call. The store (the member's home store, else where they
+    bought) makes it; its clerks record the outcome.
+    """
+
+    class Kind(models.TextChoices):
+        FIRST_USE = "first_use", _("First-use check")
+        REPLENISH = "replenish", _("Replenishment call")
+
+    class Status(models.TextChoices):
+        OPEN = "open", _("To call")
+        DONE = "done", _("Done")
+        CANCELLED = "cancelled", _("Cancelled")
+
+    class Outcome(models.TextChoices):
+        REACHED = "reached", _("Reached")
+        NO_ANSWER = "no_answer", _("No answer")
+        ORDERED = "ordered", _("Ordered")
+        NOT_INTERESTED = "not_interested", _("Not interested")
+        DO_NOT_CALL = "do_not_call", _("Do not call again")
+
+    member = models.ForeignKey(Member, on_delete=models.CASCADE, related_name="follow_ups", verbose_name=_("member"))
+    store = models.ForeignKey(Store, on_delete=models.PROTECT, related_name="follow_ups", verbose_name=_("store"))
+    guide = models.ForeignKey(
+        Staff, null=True, blank=True, on_delete=models.SET_NULL, related_name="follow_ups", verbose_name=_("guide")
+    )
+    product = models.ForeignKey(Product, on_delete=models.PROTECT, related_name="+", verbose_name=_("product"))
+    kind = models.CharField(_("kind"), max_length=10, choices=Kind.choices)
+    due_on = models.DateField(_("call on"))
+    runs_out_on = models.DateField(_("runs out on"), null=True, blank=True)
+    status = models.CharField(_("status"), max_length=10, choices=Status.choices, default=Status.OPEN)
+    outcome = models.CharField(_("outcome"), max_length=15, choices=Outcome.choices, blank=True)
+    note = models.CharField(_("note"), max_length=255, blank=True)
+    done_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+        verbose_name=_("by"),
+    )
+    done_at = models.DateTimeField(_("done at"), null=True, blank=True)
+    source_reference = models.CharField(_("opened by purchase"), max_length=64)
+    created_at = models.DateTimeField(_("created at"), auto_now_add=True)
+
+    class Meta:
+        verbose_name = _("follow-up")
+        verbose_name_plural = _("follow-ups")
+        ordering = ["due_on", "pk"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["member", "product", "kind", "source_reference"], name="follow_up_once_per_purchase"
+            ),
+        ]
+        indexes = [models.Index(fields=["store", "status", "due_on"], name="follow_up_store_due")]
+
+    def __str__(self) -> str:
+        return f"{self.get_kind_display()} {self.due_on}"

@@ -3,7 +3,7 @@
 from django.core.cache import cache
 from django.db.models import QuerySet, Sum
 
-from members.models import LoyaltySettings, Member, PointsEntry, Purchase
+from members.models import FollowUp, LoyaltySettings, Member, PointsEntry, Purchase
 from stores.models import Store
 
 
@@ -49,3 +49,30 @@ def points_liability() -> dict[str, int]:
     """What the chain owes in points: outstanding points and their value in fen."""
     outstanding = Member.objects.filter(points_balance__gt=0).aggregate(total=Sum("points_balance"))["total"] or 0
     return {"points": outstanding, "value_fen": outstanding * loyalty_settings().point_value_fen}
+
+
+def calls_of_the_day(store: Store, day) -> QuerySet[FollowUp]:
+    """A store's open calls due on or before `day` (overdue ones first), with member and product."""
+    return (
+        FollowUp.objects.filter(store=store, status=FollowUp.Status.OPEN, due_on__lte=day)
+        .select_related("member", "product")
+        .order_by("due_on", "pk")
+    )
+
+
+def store_follow_up(store: Store, follow_up_id: int) -> FollowUp | None:
+    """One call as the store may see it; another store's is None (404)."""
+    return FollowUp.objects.select_related("member", "product").filter(pk=follow_up_id, store=store).first()
+
+
+def member_history(member: Member, *, limit: int = 10) -> dict:
+    """What a clerk sees before calling: recent purchases and earlier calls."""
+    return {
+        "purchases": list(Purchase.objects.filter(member=member).select_related("store")[:limit]),
+        "calls": list(
+            FollowUp.objects.filter(member=member)
+            .exclude(status=FollowUp.Status.OPEN)
+            .select_related("product")
+            .order_by("-done_at", "-pk")[:limit]
+        ),
+    }

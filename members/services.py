@@ -8,7 +8,7 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from members import card
-from members.models import LoyaltySettings, Member, PointsEntry, Purchase, Tier, TierChange
+from members.models import FollowUp, LoyaltySettings, Member, PointsEntry, Purchase, Tier, TierChange
 from members.selectors import loyalty_settings
 from o2o.errors import ApplicationError, Conflict, NotFound
 from o2o.phone import mask_phone, normalize_cn_mobile
@@ -446,3 +446,93 @@ def next_tier_needs(*, member: Member, at: datetime | None = None) -> dict | Non
         "amount_fen": max(rules.loyal_min_amount_fen - amount, 0),
         "days": rules.tier_window_days,
     }
+
+
+# --- opportunity windows --------------------------------------------------------------------------
+
+
+@transaction.atomic
+def open_follow_ups(
+    *,
+    member: Member,
+    store: Store,
+    reference: str,
+    lines: Iterable[tuple[int, int]],
+    at: datetime | None = None,
+) -> list[FollowUp]:
+    """Open the calls a purchase makes due: for each product with a consumption rate, a first-use
+    check a few days after the member's first purchase of it, and a replenishment call some days
+    before it should run out. Supply adds up: a new purchase before the old one ran out moves the
+    run-out date on, and the open replenishment call moves with it. Once per purchase reference.
+    """
+    from inventory.models import Product
+
+    at = at or timezone.now()
+    today = timezone.localdate(at)
+    rules = loyalty_settings()
+    quantities: dict[int, int] = {}
+    for product_id, quantity in lines:
+        quantities[product_id] = quantities.get(product_id, 0) + quantity
+    products = Product.objects.filter(pk__in=quantities, days_per_unit__gt=0)
+    caller = member.home_store if member.home_store_id and member.home_store.is_active else store
+    opened: list[FollowUp] = []
+    Member.objects.select_for_update().only("pk").get(pk=member.pk)  # one purchase's windows at a time
+    for product in products:
+        mine = FollowUp.objects.filter(member=member, product=product)
+        if mine.filter(source_reference=reference).exists():
+            continue  # this purchase was seen already
+        if member.do_not_call:
+            continue
+        if not mine.exists():
+            opened.append(
+                FollowUp.objects.create(
+                    member=member,
+                    store=caller,
+                    product=product,
+                    kind=FollowUp.Kind.FIRST_USE,
+                    due_on=today + timedelta(days=rules.first_use_check_after_days),
+                    source_reference=reference[:64],
+                )
+            )
+        previous = mine.filter(kind=FollowUp.Kind.REPLENISH).order_by("-runs_out_on", "-pk").first()
+        supply_from = max(today, previous.runs_out_on) if previous and previous.runs_out_on else today
+        runs_out = supply_from + timedelta(days=product.days_per_unit * quantities[product.pk])
+        mine.filter(kind=FollowUp.Kind.REPLENISH, status=FollowUp.Status.OPEN).update(
+            status=FollowUp.Status.CANCELLED, note="moved by a new purchase"
+        )
+        opened.append(
+            FollowUp.objects.create(
+                member=member,
+                store=caller,
+                product=product,
+                kind=FollowUp.Kind.REPLENISH,
+                due_on=max(runs_out - timedelta(days=rules.replenish_call_before_days), today + timedelta(days=1)),
+                runs_out_on=runs_out,
+                source_reference=reference[:64],
+            )
+        )
+    return opened
+
+
+@transaction.atomic
+def record_follow_up_outcome(*, staff, follow_up_id: int, outcome: str, note: str = "") -> FollowUp:
+    """A clerk records how a call went. Only the store's own calls; "do not call again" closes
+    every open call of the member and opens no new ones."""
+    follow_up = FollowUp.objects.select_for_update().filter(pk=follow_up_id, store_id=staff.store_id).first()
+    if follow_up is None:
+        raise NotFound(_("No such call."), code="follow_up_not_found")
+    if outcome not in FollowUp.Outcome.values:
+        raise ApplicationError(_("Choose how the call went."), code="invalid_outcome", details={"outcome": [outcome]})
+    if follow_up.status != FollowUp.Status.OPEN:
+        raise Conflict(_("This call was already recorded."), code="follow_up_closed")
+    now = timezone.now()
+    FollowUp.objects.filter(pk=follow_up.pk).update(
+        status=FollowUp.Status.DONE, outcome=outcome, note=note.strip()[:255], done_by=staff.user, done_at=now
+    )
+    if outcome == FollowUp.Outcome.DO_NOT_CALL:
+        Member.objects.filter(pk=follow_up.member_id).update(do_not_call=True)
+        FollowUp.objects.filter(member_id=follow_up.member_id, status=FollowUp.Status.OPEN).update(
+            status=FollowUp.Status.CANCELLED, note="the member asked not to be called"
+        )
+    follow_up.refresh_from_db()
+    return follow_up

@@ -18,7 +18,13 @@ from django.utils.translation import gettext as _
 from inventory.selectors import reserved_under
 from inventory.services import StockLine, consume_reserved_stock, return_stock
 from members.models import Purchase
-from members.services import earn_points, record_purchase, return_redeemed_points, reverse_points
+from members.services import (
+    earn_points,
+    open_follow_ups,
+    record_purchase,
+    return_redeemed_points,
+    reverse_points,
+)
 from o2o.errors import ApplicationError, Conflict, NotFound
 from o2o.events import publish
 from orders.models import Order, OrderEvent, Refund, Return, ReturnLine
@@ -88,6 +94,13 @@ def _complete(order: Order, *, actor_type: str, actor_label: str, reason: str, n
             (line.sku.product.category_id, line.line_total_fen * completed.items_paid_fen // completed.items_fen)
             for line in completed.lines.select_related("sku__product")
         ],
+        at=now,
+    )
+    open_follow_ups(
+        member=completed.member,
+        store=completed.fulfilling_store,
+        reference=completed.number,
+        lines=[(line.sku.product_id, line.quantity) for line in completed.lines.select_related("sku")],
         at=now,
     )
     publish("order.completed", order_id=completed.pk)

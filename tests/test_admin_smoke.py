@@ -14,7 +14,7 @@ from inventory.models import Category, Stock, StockMove, StockTransfer
 from inventory.services import StockLine, receive_stock, receive_transfer, request_transfer, reserve_stock
 from members.models import CategoryPointsRate
 from members.selectors import loyalty_settings
-from members.services import earn_points
+from members.services import earn_points, open_follow_ups
 from o2o.geo import Point, wgs84_to_gcj02
 from orders.dispatch import dispatch_order, expire_overdue_assignments
 from orders.selectors import mall_settings
@@ -63,6 +63,9 @@ def chain():
     loyalty_settings()
     CategoryPointsRate.objects.create(category=Category.objects.get(code="feeding"), points_per_yuan=2)
     earn_points(member=member, reference="POS-1", lines=[(None, 9900)])
+    sku.product.days_per_unit = 7
+    sku.product.save(update_fields=["days_per_unit"])
+    open_follow_ups(member=member, store=source, reference="POS-1", lines=[(sku.product_id, 2)])
     return {"source": source, "destination": destination, "sku": sku, "transfer": transfer}
 
 
