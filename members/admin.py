@@ -5,34 +5,21 @@ from django.utils.translation import gettext_lazy as _
 
 from members.models import CategoryPointsRate, FollowUp, LoyaltySettings, Member, PointsEntry, TierChange
 from members.selectors import forget_loyalty_settings, points_liability
+from o2o.admin import ReadOnlyAdminMixin
 from o2o.money import format_yuan
 
 
-class PointsEntryInline(admin.TabularInline):
+class PointsEntryInline(ReadOnlyAdminMixin, admin.TabularInline):
     model = PointsEntry
     extra = 0
-    can_delete = False
     ordering = ["-created_at", "-pk"]
     fields = readonly_fields = ["created_at", "kind", "points", "balance_after", "reference", "note", "expires_at"]
 
-    def has_add_permission(self, request, obj=None):
-        return False
 
-    def has_change_permission(self, request, obj=None):
-        return False
-
-
-class TierChangeInline(admin.TabularInline):
+class TierChangeInline(ReadOnlyAdminMixin, admin.TabularInline):
     model = TierChange
     extra = 0
-    can_delete = False
     fields = readonly_fields = ["changed_at", "from_tier", "to_tier", "reason"]
-
-    def has_add_permission(self, request, obj=None):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
 
 
 @admin.register(Member)
@@ -57,7 +44,7 @@ class MemberAdmin(admin.ModelAdmin):
 
 
 @admin.register(PointsEntry)
-class PointsEntryAdmin(admin.ModelAdmin):
+class PointsEntryAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     """The points ledger of every member; the header states what the chain owes in points."""
 
     list_display = ["created_at", "member", "kind", "points", "balance_after", "reference", "expires_at"]
@@ -65,15 +52,6 @@ class PointsEntryAdmin(admin.ModelAdmin):
     search_fields = ["member__phone", "member__nickname", "member__card_number", "reference"]
     list_select_related = ["member"]
     date_hierarchy = "created_at"
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
 
     def changelist_view(self, request, extra_context=None):
         liability = points_liability()
@@ -115,7 +93,7 @@ class CategoryPointsRateAdmin(admin.ModelAdmin):
 
 
 @admin.register(FollowUp)
-class FollowUpAdmin(admin.ModelAdmin):
+class FollowUpAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     """Every opportunity-window call of every store, with its outcome."""
 
     list_display = ["due_on", "member", "store", "product", "kind", "status", "outcome", "done_at"]
@@ -123,12 +101,3 @@ class FollowUpAdmin(admin.ModelAdmin):
     search_fields = ["member__phone", "member__nickname", "product__name", "store__code"]
     list_select_related = ["member", "store", "product"]
     date_hierarchy = "due_on"
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False

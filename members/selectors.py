@@ -1,9 +1,9 @@
 """Reads of members: where a member buys, HQ's points rules, the points ledger."""
 
-from django.core.cache import cache
 from django.db.models import QuerySet, Sum
 
 from members.models import FollowUp, LoyaltySettings, Member, PointsEntry, Purchase
+from o2o.single_row import forget_settings, read_settings
 from stores.models import Store
 
 
@@ -18,22 +18,13 @@ def affinity_store(member: Member) -> Store | None:
     return latest.store if latest else None
 
 
-_LOYALTY_CACHE_KEY = "members:loyalty-settings:" + ",".join(
-    field.attname for field in LoyaltySettings._meta.concrete_fields
-)
-
-
 def loyalty_settings() -> LoyaltySettings:
-    """HQ's points rules (the defaults until HQ saves its own), cached for a minute."""
-    rules = cache.get(_LOYALTY_CACHE_KEY)
-    if rules is None:
-        rules, _created = LoyaltySettings.objects.get_or_create(pk=1)
-        cache.set(_LOYALTY_CACHE_KEY, rules, 60)
-    return rules
+    """HQ's points, tier and follow-up rules (the defaults until HQ saves its own), cached."""
+    return read_settings(LoyaltySettings)
 
 
 def forget_loyalty_settings() -> None:
-    cache.delete(_LOYALTY_CACHE_KEY)
+    forget_settings(LoyaltySettings)
 
 
 def points_history(member: Member) -> QuerySet[PointsEntry]:

@@ -10,6 +10,7 @@ from django.utils.html import format_html
 from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 
+from o2o.admin import ReadOnlyAdminMixin
 from o2o.errors import ApplicationError
 from o2o.money import format_yuan
 from orders import dispatch, fulfilment
@@ -28,15 +29,8 @@ from orders.selectors import exception_queue, forget_mall_settings
 from stores.models import Store
 
 
-class ReadOnlyInline(admin.TabularInline):
+class ReadOnlyInline(ReadOnlyAdminMixin, admin.TabularInline):
     extra = 0
-    can_delete = False
-
-    def has_add_permission(self, request, obj=None):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
 
 
 class OrderLineInline(ReadOnlyInline):
@@ -114,7 +108,7 @@ class AssignForm(forms.Form):
 
 
 @admin.register(DispatchException)
-class DispatchExceptionAdmin(admin.ModelAdmin):
+class DispatchExceptionAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     """Paid orders waiting for HQ: assign one to a store by hand, or cancel it with a full refund."""
 
     list_display = ["number", "paid_at", "fulfilment", "total", "exception_reason", "credited_store", "decide"]
@@ -123,15 +117,6 @@ class DispatchExceptionAdmin(admin.ModelAdmin):
 
     def get_queryset(self, request):
         return exception_queue().select_related("credited_store")
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
 
     @admin.display(description=_("total"), ordering="total_fen")
     def total(self, order: Order) -> str:
@@ -184,7 +169,7 @@ class DispatchExceptionAdmin(admin.ModelAdmin):
 
 
 @admin.register(Assignment)
-class AssignmentAdmin(admin.ModelAdmin):
+class AssignmentAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     """Every offer of an order to a store, with its deadline and outcome."""
 
     list_display = ["order", "store", "basis", "status", "offered_at", "deadline", "decided_at", "reason"]
@@ -193,30 +178,12 @@ class AssignmentAdmin(admin.ModelAdmin):
     list_select_related = ["order", "store"]
     date_hierarchy = "offered_at"
 
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
-
 
 @admin.register(Refund)
-class RefundAdmin(admin.ModelAdmin):
+class RefundAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     list_display = ["out_refund_no", "payment", "amount_fen", "status", "refund_id", "created_at"]
     list_filter = ["status"]
     search_fields = ["out_refund_no", "payment__order__number", "refund_id"]
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
 
 
 @admin.register(MallSettings)

@@ -1,16 +1,15 @@
 """Reads of carts and orders, shared by the mall's pages and its API, and the clerk console's."""
 
-import hashlib
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from django.core.cache import cache
 from django.db.models import Q, QuerySet
 from django.utils import timezone
 
 from inventory.models import SKU, StockTransfer
 from inventory.selectors import prices_at, stores_holding, transfers_held_for
 from members.models import Member
+from o2o.single_row import forget_settings, read_settings
 from orders.models import Assignment, CartLine, MallSettings, Order
 from stores.models import Staff, Store
 from stores.selectors import nearest_stores
@@ -51,26 +50,14 @@ class PickupOption:
     distance_m: float | None  # from the shopper's chosen store; None without one
 
 
-# The key names the model's columns, so a deploy that adds a setting never reads an old pickle.
-_MALL_SETTINGS_CACHE_KEY = (
-    "orders:mall-settings:"
-    + hashlib.blake2s(",".join(field.attname for field in MallSettings._meta.concrete_fields).encode()).hexdigest()[:12]
-)
-_MALL_SETTINGS_SECONDS = 60  # every process sees HQ's change within a minute
-
-
 def mall_settings() -> MallSettings:
-    """HQ's checkout rules (the defaults until HQ saves its own), cached: every checkout reads them."""
-    rules = cache.get(_MALL_SETTINGS_CACHE_KEY)
-    if rules is None:
-        rules, _created = MallSettings.objects.get_or_create(pk=1)
-        cache.set(_MALL_SETTINGS_CACHE_KEY, rules, _MALL_SETTINGS_SECONDS)
-    return rules
+    """HQ's checkout and dispatch rules (the defaults until HQ saves its own), cached: every checkout reads them."""
+    return read_settings(MallSettings)
 
 
 def forget_mall_settings() -> None:
     """Drop the cached rules after HQ changes them."""
-    cache.delete(_MALL_SETTINGS_CACHE_KEY)
+    forget_settings(MallSettings)
 
 
 def cart_lines(member: Member) -> QuerySet[CartLine]:
