@@ -54,6 +54,15 @@ class Member(models.Model):
         _("points"), default=0, editable=False, help_text=_("Always the sum of the member's points ledger.")
     )
     do_not_call = models.BooleanField(_("do not call"), default=False, help_text=_("Asked not to be called again."))
+    marketing_consent = models.BooleanField(
+        _("agrees to marketing messages"),
+        default=False,
+        help_text=_("Asked apart from the service terms; campaigns reach only members who agreed."),
+    )
+    marketing_consent_at = models.DateTimeField(_("marketing choice made at"), null=True, blank=True)
+    closed_at = models.DateTimeField(
+        _("account closed at"), null=True, blank=True, help_text=_("Personal data erased; the ledgers are kept.")
+    )
     tier = models.CharField(_("tier"), max_length=10, choices=Tier.choices, default=Tier.POTENTIAL, db_index=True)
     tier_since = models.DateTimeField(_("tier since"), null=True, blank=True)
     joined_at = models.DateTimeField(_("joined at"), auto_now_add=True)

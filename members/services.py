@@ -536,3 +536,81 @@ def record_follow_up_outcome(*, staff, follow_up_id: int, outcome: str, note: st
         )
     follow_up.refresh_from_db()
     return follow_up
+
+
+# --- privacy (PIPL) -------------------------------------------------------------------------------
+
+
+@transaction.atomic
+def set_marketing_consent(*, member: Member, consent: bool) -> Member:
+    """Record the member's own choice about marketing messages (asked apart from the service)."""
+    now = timezone.now()
+    Member.objects.filter(pk=member.pk).update(marketing_consent=bool(consent), marketing_consent_at=now)
+    member.marketing_consent, member.marketing_consent_at = bool(consent), now
+    return member
+
+
+def member_data(member: Member) -> dict:
+    """Everything members keeps about a member, for the member's own download."""
+    return {
+        "member": {
+            "nickname": member.nickname,
+            "phone": member.phone,
+            "wechat_openid": member.openid,
+            "joined_at": member.joined_at.isoformat(),
+            "home_store": member.home_store.name if member.home_store_id else None,
+            "tier": member.tier,
+            "points_balance": member.points_balance,
+            "card_number": member.card_number,
+            "marketing_consent": member.marketing_consent,
+            "do_not_call": member.do_not_call,
+        },
+        "points": [
+            {"at": e.created_at.isoformat(), "kind": e.kind, "points": e.points, "reference": e.reference}
+            for e in member.points_entries.order_by("created_at", "pk")
+        ],
+        "purchases": [
+            {"at": p.purchased_at.isoformat(), "store": p.store.name, "channel": p.channel, "amount_fen": p.amount_fen}
+            for p in member.purchases.select_related("store").order_by("purchased_at", "pk")
+        ],
+        "follow_up_calls": [
+            {"due_on": f.due_on.isoformat(), "kind": f.kind, "product": f.product.name, "outcome": f.outcome}
+            for f in member.follow_ups.select_related("product").order_by("due_on", "pk")
+        ],
+    }
+
+
+@transaction.atomic
+def erase_member(*, member: Member) -> Member:
+    """Close the account: erase the member's personal data and cut the ledgers' link to the person.
+
+    The member row stays, anonymous, so the points ledger, purchases and the apps' records still
+    add up; nothing left on it names or reaches the person (no WeChat ids, phone, nickname, card).
+    The caller (orders) first refuses while orders are open and erases what orders hold.
+    """
+    locked = Member.objects.select_for_update().get(pk=member.pk)
+    if locked.closed_at is not None:
+        return locked
+    now = timezone.now()
+    FollowUp.objects.filter(member=locked, status=FollowUp.Status.OPEN).update(
+        status=FollowUp.Status.CANCELLED, note="account closed"
+    )
+    FollowUp.objects.filter(member=locked).update(note="")
+    fields = {
+        "openid": None,
+        "unionid": None,
+        "nickname": "",
+        "avatar_url": "",
+        "phone": None,
+        "card_number": None,
+        "card_secret": "",
+        "marketing_consent": False,
+        "marketing_consent_at": now,
+        "do_not_call": True,
+        "is_active": False,
+        "closed_at": now,
+    }
+    Member.objects.filter(pk=locked.pk).update(**fields)
+    for name, value in fields.items():
+        setattr(member, name, value)
+    return member

@@ -11,6 +11,7 @@ urlpatterns = [
     path("signout/", views.sign_out_view, name="sign-out"),
     path("me/", views.member_center, name="center"),
     path("me/card/", views.member_card, name="card"),
+    path("me/marketing/", views.marketing_consent, name="marketing-consent"),
     path("me/phone/", views.bind_phone, name="bind-phone"),
     path("s/<str:store_code>/", views.store_entry, name="store-entry"),
     path("p/<str:sku_code>/<str:store_code>/", views.product_entry, name="product-entry"),

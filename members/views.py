@@ -186,3 +186,11 @@ def member_center(request: HttpRequest) -> HttpResponse:
 def member_card(request: HttpRequest) -> HttpResponse:
     """The card alone, refreshed by the page before its code changes."""
     return render(request, "members/_card.html", _card_context(current_member(request)))
+
+
+@member_required
+@require_POST
+def marketing_consent(request: HttpRequest) -> HttpResponse:
+    """The member's own yes or no to marketing messages, apart from the service terms."""
+    services.set_marketing_consent(member=current_member(request), consent=request.POST.get("consent") == "1")
+    return redirect("members:center")

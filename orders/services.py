@@ -11,7 +11,8 @@ from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
-from django.db.models import Sum
+from django.db.models import F, Sum
+from django.db.models.functions import Round
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
@@ -21,7 +22,14 @@ from inventory.selectors import prices_at, stores_holding
 from inventory.services import StockLine, release_stock, reserve_stock, stop_holding_transfer
 from members.models import Member
 from members.selectors import loyalty_settings
-from members.services import redeem_points, redeemable_points, return_redeemed_points, set_home_store_once
+from members.services import (
+    erase_member,
+    member_data,
+    redeem_points,
+    redeemable_points,
+    return_redeemed_points,
+    set_home_store_once,
+)
 from o2o.errors import ApplicationError, Conflict
 from o2o.events import publish
 from o2o.geo import parse_point
@@ -585,3 +593,56 @@ def close_wechat_pay_order(*, number: str) -> None:
         return
     if not gateway.is_development:
         gateway.close_order(out_trade_no=number)
+
+
+# --- the member's own data (PIPL) -----------------------------------------------------------------
+
+# An account can be closed only when none of its orders is still under way (money or goods moving).
+_FINAL = (Order.Status.COMPLETED, Order.Status.RETURNED, Order.Status.CANCELLED, Order.Status.EXPIRED)
+
+
+def export_member_data(*, member: Member) -> dict:
+    """Everything the chain keeps about a member, for their own download: membership and orders."""
+    data = member_data(member)
+    data["orders"] = [
+        {
+            "number": order.number,
+            "created_at": order.created_at.isoformat(),
+            "status": order.status,
+            "fulfilment": order.fulfilment,
+            "total_fen": order.total_fen,
+            "recipient_name": order.recipient_name,
+            "recipient_phone": order.recipient_phone,
+            "delivery_address": order.delivery_address,
+            "lines": [
+                {"product": line.product_name, "spec": line.spec, "quantity": line.quantity, "fen": line.line_total_fen}
+                for line in order.lines.all()
+            ],
+        }
+        for order in Order.objects.filter(member=member).prefetch_related("lines").order_by("created_at", "pk")
+    ]
+    return data
+
+
+@transaction.atomic
+def close_account(*, member: Member) -> Member:
+    """The member closes their account: personal data on their orders and membership is erased;
+    the orders, payments and ledgers stay (anonymous) so the books still add up."""
+    open_orders = Order.objects.select_for_update().filter(member=member).exclude(status__in=_FINAL)
+    if open_orders.exists():
+        raise Conflict(
+            _("Some of your orders are still under way; close the account once they are finished."),
+            code="orders_open",
+            details={"orders": list(open_orders.values_list("number", flat=True))},
+        )
+    # The delivery point is kept only to about a kilometre (two decimals): the order stays a delivery
+    # in its district for HQ's figures, but no longer leads to a door.
+    Order.objects.filter(member=member).update(
+        recipient_name="",
+        recipient_phone="",
+        delivery_address="",
+        delivery_latitude=Round(F("delivery_latitude"), 2),
+        delivery_longitude=Round(F("delivery_longitude"), 2),
+    )
+    CartLine.objects.filter(member=member).delete()
+    return erase_member(member=member)

@@ -20,7 +20,7 @@ from integrations.vendors.wechat_pay import (
 from inventory.models import SKU
 from members.models import Member
 from members.selectors import loyalty_settings
-from members.session import current_member, member_required
+from members.session import current_member, member_required, sign_out
 from o2o.errors import ApplicationError
 from o2o.geo import Point, amap_marker_url, format_distance, wgs84_to_gcj02
 from o2o.money import format_yuan
@@ -290,3 +290,33 @@ def confirm_receipt(request: HttpRequest, number: str) -> HttpResponse:
     except ApplicationError as error:
         messages.error(request, error.message)
     return redirect("orders:detail", number=order.number)
+
+
+@member_required
+@require_GET
+def download_my_data(request: HttpRequest) -> HttpResponse:
+    """The member's own data as a JSON file (PIPL's right to a copy)."""
+    member = current_member(request)
+    response = JsonResponse(
+        services.export_member_data(member=member), json_dumps_params={"ensure_ascii": False, "indent": 2}
+    )
+    response["Content-Disposition"] = 'attachment; filename="my-data.json"'
+    return response
+
+
+@member_required
+@require_POST
+def close_my_account(request: HttpRequest) -> HttpResponse:
+    """Close the account for good: personal data erased, then signed out."""
+    member = current_member(request)
+    if request.POST.get("confirm") != "1":
+        messages.error(request, _("Tick the box to confirm that the account should be closed."))
+        return redirect("members:center")
+    try:
+        services.close_account(member=member)
+    except ApplicationError as error:
+        messages.error(request, error.message)
+        return redirect("members:center")
+    sign_out(request)
+    messages.success(request, _("Your account is closed and your personal data erased."))
+    return redirect("mall:home")
