@@ -4,11 +4,22 @@ from collections.abc import Iterable
 from datetime import datetime, timedelta
 
 from django.db import IntegrityError, transaction
+from django.db.models import Count, Sum
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
+from inventory.models import Product
 from members import card
-from members.models import FollowUp, LoyaltySettings, Member, PointsEntry, Purchase, Tier, TierChange
+from members.models import (
+    CategoryPointsRate,
+    FollowUp,
+    LoyaltySettings,
+    Member,
+    PointsEntry,
+    Purchase,
+    Tier,
+    TierChange,
+)
 from members.selectors import loyalty_settings
 from o2o.errors import ApplicationError, Conflict, NotFound
 from o2o.phone import mask_phone, normalize_cn_mobile
@@ -183,8 +194,6 @@ def points_for(lines: Iterable[tuple[int | None, int]]) -> int:
     Per line, rounded down to a whole point (1 point per yuan: ¥12.99 earns 12).
     """
     rules = loyalty_settings()
-    from members.models import CategoryPointsRate
-
     lines = list(lines)
     rates = dict(
         CategoryPointsRate.objects.filter(category_id__in={c for c, _f in lines if c}).values_list(
@@ -291,7 +300,7 @@ def expire_points(*, member: Member, at: datetime | None = None) -> PointsEntry 
     """
     at = at or timezone.now()
     with transaction.atomic():
-        Member.objects.select_for_update().only("pk").get(pk=member.pk)
+        balance = Member.objects.select_for_update().values_list("points_balance", flat=True).get(pk=member.pk)
         entries = PointsEntry.objects.filter(member=member)
         due_earns = entries.filter(kind=PointsEntry.Kind.EARN, expires_at__lte=at)
         due = sum(due_earns.values_list("points", flat=True)) + sum(
@@ -303,14 +312,10 @@ def expire_points(*, member: Member, at: datetime | None = None) -> PointsEntry 
             entries.filter(points__lt=0).exclude(kind=PointsEntry.Kind.REVERSE).values_list("points", flat=True)
         )
         given_back = sum(entries.filter(kind=PointsEntry.Kind.REFUND_REDEMPTION).values_list("points", flat=True))
-        expiring = min(due - (taken - given_back), member_balance(member))
+        expiring = min(due - (taken - given_back), balance)
         if expiring <= 0:
             return None
         return _post_points(member, kind=PointsEntry.Kind.EXPIRE, points=-expiring, at=at)
-
-
-def member_balance(member: Member) -> int:
-    return Member.objects.filter(pk=member.pk).values_list("points_balance", flat=True).get()
 
 
 def expire_due_points(*, at: datetime | None = None, batch_size: int = 500) -> int:
@@ -357,8 +362,6 @@ def tier_for(*, purchases: int, amount_fen: int, ever_purchased: bool, rules: Lo
 
 
 def _window_figures(member_ids: list[int], at: datetime, rules: LoyaltySettings) -> dict[int, tuple[int, int]]:
-    from django.db.models import Count, Sum
-
     since = at - timedelta(days=rules.tier_window_days)
     rows = (
         Purchase.objects.filter(member_id__in=member_ids, purchased_at__gt=since, purchased_at__lte=at)
@@ -465,8 +468,6 @@ def open_follow_ups(
     before it should run out. Supply adds up: a new purchase before the old one ran out moves the
     run-out date on, and the open replenishment call moves with it. Once per purchase reference.
     """
-    from inventory.models import Product
-
     at = at or timezone.now()
     today = timezone.localdate(at)
     rules = loyalty_settings()
