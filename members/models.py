@@ -63,6 +63,25 @@ class Member(models.Model):
     closed_at = models.DateTimeField(
         _("account closed at"), null=True, blank=True, help_text=_("Personal data erased; the ledgers are kept.")
     )
+    referrer = models.ForeignKey(
+        "self",
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="referrals",
+        verbose_name=_("referred by"),
+        help_text=_("The member whose share link brought this one in; set once, at registration."),
+    )
+    guide = models.ForeignKey(
+        Staff,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="customers",
+        verbose_name=_("shopping guide"),
+        help_text=_("The guide whose QR code brought this member in; they make the member's follow-up calls."),
+    )
+    bound_at = models.DateTimeField(_("referral bound at"), null=True, blank=True)
     tier = models.CharField(_("tier"), max_length=10, choices=Tier.choices, default=Tier.POTENTIAL, db_index=True)
     tier_since = models.DateTimeField(_("tier since"), null=True, blank=True)
     joined_at = models.DateTimeField(_("joined at"), auto_now_add=True)
@@ -76,6 +95,7 @@ class Member(models.Model):
             models.CheckConstraint(
                 condition=Q(home_store__isnull=True) | ~Q(home_store_source=""), name="member_home_store_has_source"
             ),
+            models.CheckConstraint(condition=~Q(referrer=models.F("pk")), name="member_not_own_referrer"),
         ]
 
     def __str__(self) -> str:
@@ -140,6 +160,17 @@ class LoyaltySettings(models.Model):
     )
     loyal_min_purchases = models.PositiveIntegerField(_("loyal: at least this many purchases"), default=4)
     loyal_min_amount_fen = models.PositiveIntegerField(_("loyal: at least this much spent (fen)"), default=100000)
+    advocate_min_referrals = models.PositiveIntegerField(
+        _("advocate: loyal, and brought at least this many members who bought"),
+        default=3,
+        validators=[MinValueValidator(1)],
+        help_text=_("Members they referred with a purchase within the same window."),
+    )
+    follow_up_missed_after_days = models.PositiveIntegerField(
+        _("a call not made this many days after its date counts as missed"),
+        default=14,
+        validators=[MinValueValidator(1)],
+    )
 
     class Meta:
         verbose_name = _("loyalty settings")
@@ -257,6 +288,7 @@ class FollowUp(models.Model):
     class Status(models.TextChoices):
         OPEN = "open", _("To call")
         DONE = "done", _("Done")
+        MISSED = "missed", _("Missed")
         CANCELLED = "cancelled", _("Cancelled")
 
     class Outcome(models.TextChoices):

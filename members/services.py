@@ -1,10 +1,11 @@
 """Writes of members: sign-in, phone binding, the home store, purchases, the member card, points."""
 
 from collections.abc import Iterable
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from django.db import IntegrityError, transaction
-from django.db.models import Count, Sum
+from django.db.models import Count, F, OuterRef, Q, Subquery, Sum
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
@@ -23,7 +24,7 @@ from members.models import (
 from members.selectors import loyalty_settings
 from o2o.errors import ApplicationError, Conflict, NotFound
 from o2o.phone import mask_phone, normalize_cn_mobile
-from stores.models import Store
+from stores.models import Staff, Store
 
 
 def sign_in_with_wechat(*, openid: str, unionid: str = "", nickname: str = "", avatar_url: str = "") -> Member:
@@ -122,6 +123,9 @@ def record_purchase(
     )
     if created:
         recompute_tier(member=member, reason="purchase " + purchase.reference)
+        if member.referrer_id:
+            # A referral who buys counts towards their referrer's advocacy.
+            recompute_tier(member=Member(pk=member.referrer_id), reason="referral purchase " + purchase.reference)
     return purchase
 
 
@@ -348,28 +352,78 @@ def adjust_points(*, member: Member, points: int, note: str) -> PointsEntry:
 # --- tiers ----------------------------------------------------------------------------------------
 
 
-def tier_for(*, purchases: int, amount_fen: int, ever_purchased: bool, rules: LoyaltySettings) -> str:
+def tier_for(
+    *, purchases: int, amount_fen: int, ever_purchased: bool, referred_buyers: int = 0, rules: LoyaltySettings
+) -> str:
     """The tier HQ's thresholds give: loyal with enough purchases and spending within the window,
-    ordinary once the member has bought at all, potential before that.
-
-    Advocates (loyal members whose referrals buy) are decided with the referral tree.
+    advocate when a loyal member also brought enough members who bought within it, ordinary once
+    the member has bought at all, potential before that.
     """
     if purchases >= rules.loyal_min_purchases and amount_fen >= rules.loyal_min_amount_fen:
+        if referred_buyers >= rules.advocate_min_referrals:
+            return Tier.ADVOCATE
         return Tier.LOYAL
     if ever_purchased:
         return Tier.ORDINARY
     return Tier.POTENTIAL
 
 
-def _window_figures(member_ids: list[int], at: datetime, rules: LoyaltySettings) -> dict[int, tuple[int, int]]:
+@dataclass(frozen=True)
+class _Figures:
+    purchases: int = 0
+    amount_fen: int = 0
+    ever_purchased: bool = False
+    referred_buyers: int = 0
+
+
+def _window_figures(first_pk: int, last_pk: int, at: datetime, rules: LoyaltySettings) -> dict[int, _Figures]:
+    """Each member's figures in the window, for the members with first_pk <= pk <= last_pk: four
+    grouped queries over a primary-key range, whatever the number of members in it."""
     since = at - timedelta(days=rules.tier_window_days)
-    rows = (
-        Purchase.objects.filter(member_id__in=member_ids, purchased_at__gt=since, purchased_at__lte=at)
+    in_range = {"member_id__gte": first_pk, "member_id__lte": last_pk}
+    window = (
+        Purchase.objects.filter(**in_range, purchased_at__gt=since, purchased_at__lte=at)
         .values("member_id")
         .annotate(purchases=Count("pk"), amount=Sum("amount_fen"))
         .order_by()
     )
-    return {row["member_id"]: (row["purchases"], row["amount"] or 0) for row in rows}
+    figures: dict[int, dict] = {}
+    for row in window:
+        figures[row["member_id"]] = {"purchases": row["purchases"], "amount_fen": row["amount"] or 0}
+    # Bought before the window only: still ordinary, never potential again.
+    for member_id in (
+        Purchase.objects.filter(**in_range, purchased_at__lte=since)
+        .values_list("member_id", flat=True)
+        .distinct()
+        .order_by()
+    ):
+        figures.setdefault(member_id, {})
+    for figure in figures.values():
+        figure["ever_purchased"] = True
+    referred = (
+        Purchase.objects.filter(
+            member__referrer_id__gte=first_pk,
+            member__referrer_id__lte=last_pk,
+            purchased_at__gt=since,
+            purchased_at__lte=at,
+        )
+        .values("member__referrer_id")
+        .annotate(buyers=Count("member_id", distinct=True))
+        .order_by()
+    )
+    for row in referred:
+        figures.setdefault(row["member__referrer_id"], {})["referred_buyers"] = row["buyers"]
+    return {pk: _Figures(**figure) for pk, figure in figures.items()}
+
+
+def _tier_from(figures: _Figures, rules: LoyaltySettings) -> str:
+    return tier_for(
+        purchases=figures.purchases,
+        amount_fen=figures.amount_fen,
+        ever_purchased=figures.ever_purchased,
+        referred_buyers=figures.referred_buyers,
+        rules=rules,
+    )
 
 
 @transaction.atomic
@@ -378,9 +432,8 @@ def recompute_tier(*, member: Member, reason: str = "", at: datetime | None = No
     at = at or timezone.now()
     rules = loyalty_settings()
     locked = Member.objects.select_for_update().only("pk", "tier").get(pk=member.pk)
-    purchases, amount = _window_figures([member.pk], at, rules).get(member.pk, (0, 0))
-    ever = purchases > 0 or Purchase.objects.filter(member_id=member.pk, purchased_at__lte=at).exists()
-    tier = tier_for(purchases=purchases, amount_fen=amount, ever_purchased=ever, rules=rules)
+    figures = _window_figures(member.pk, member.pk, at, rules).get(member.pk, _Figures())
+    tier = _tier_from(figures, rules)
     if tier != locked.tier:
         Member.objects.filter(pk=member.pk).update(tier=tier, tier_since=at)
         TierChange.objects.create(
@@ -390,11 +443,11 @@ def recompute_tier(*, member: Member, reason: str = "", at: datetime | None = No
     return tier
 
 
-def recompute_all_tiers(*, at: datetime | None = None, chunk_size: int = 5000) -> int:
+def recompute_all_tiers(*, at: datetime | None = None, chunk_size: int = 20000) -> int:
     """The nightly pass over every member (purchases also leave the window with time); returns the changes.
 
-    Members are read in primary-key chunks with their window figures in one grouped query per
-    chunk; only the changed ones are written, each chunk in its own transaction.
+    Members are read in primary-key ranges, with their window figures in four grouped queries per
+    range; only the changed ones are written, each range in its own transaction.
     """
     at = at or timezone.now()
     rules = loyalty_settings()
@@ -404,18 +457,12 @@ def recompute_all_tiers(*, at: datetime | None = None, chunk_size: int = 5000) -
         chunk = list(Member.objects.filter(pk__gt=last_pk).order_by("pk").values_list("pk", "tier")[:chunk_size])
         if not chunk:
             return changed
-        last_pk = chunk[-1][0]
-        ids = [pk for pk, _tier in chunk]
-        figures = _window_figures(ids, at, rules)
-        ever = set(
-            Purchase.objects.filter(member_id__in=ids, purchased_at__lte=at)
-            .values_list("member_id", flat=True)
-            .distinct()
-        )
+        first_pk, last_pk = chunk[0][0], chunk[-1][0]
+        figures = _window_figures(first_pk, last_pk, at, rules)
+        nothing = _Figures()
         moves: dict[tuple[str, str], list[int]] = {}
         for pk, current in chunk:
-            purchases, amount = figures.get(pk, (0, 0))
-            tier = tier_for(purchases=purchases, amount_fen=amount, ever_purchased=pk in ever, rules=rules)
+            tier = _tier_from(figures.get(pk, nothing), rules)
             if tier != current:
                 moves.setdefault((current, tier), []).append(pk)
         with transaction.atomic():
@@ -429,7 +476,8 @@ def recompute_all_tiers(*, at: datetime | None = None, chunk_size: int = 5000) -
                     [
                         TierChange(member_id=pk, from_tier=source, to_tier=target, reason="nightly", changed_at=at)
                         for pk in still
-                    ]
+                    ],
+                    batch_size=2000,
                 )
                 changed += len(still)
 
@@ -438,20 +486,37 @@ def next_tier_needs(*, member: Member, at: datetime | None = None) -> dict | Non
     """What the member still needs for the next tier within the window, for the member center."""
     at = at or timezone.now()
     rules = loyalty_settings()
-    if member.tier not in (Tier.POTENTIAL, Tier.ORDINARY):
+    if member.tier == Tier.ADVOCATE:
         return None
-    purchases, amount = _window_figures([member.pk], at, rules).get(member.pk, (0, 0))
+    figures = _window_figures(member.pk, member.pk, at, rules).get(member.pk, _Figures())
     if member.tier == Tier.POTENTIAL:
         return {"tier": Tier.ORDINARY, "purchases": 1, "amount_fen": 0}
+    if member.tier == Tier.LOYAL:
+        return {
+            "tier": Tier.ADVOCATE,
+            "referrals": max(rules.advocate_min_referrals - figures.referred_buyers, 0),
+            "days": rules.tier_window_days,
+        }
     return {
         "tier": Tier.LOYAL,
-        "purchases": max(rules.loyal_min_purchases - purchases, 0),
-        "amount_fen": max(rules.loyal_min_amount_fen - amount, 0),
+        "purchases": max(rules.loyal_min_purchases - figures.purchases, 0),
+        "amount_fen": max(rules.loyal_min_amount_fen - figures.amount_fen, 0),
         "days": rules.tier_window_days,
     }
 
 
 # --- opportunity windows --------------------------------------------------------------------------
+
+
+def _caller(member: Member, store: Store) -> tuple[Store, Staff | None]:
+    """Who calls the member: their guide (at the guide's store) while the guide works there, else
+    their home store, else the store where they bought."""
+    guide = member.guide
+    if guide is not None and guide.is_active and guide.store.is_active:
+        return guide.store, guide
+    if member.home_store_id and member.home_store.is_active:
+        return member.home_store, None
+    return store, None
 
 
 @transaction.atomic
@@ -475,7 +540,7 @@ def open_follow_ups(
     for product_id, quantity in lines:
         quantities[product_id] = quantities.get(product_id, 0) + quantity
     products = Product.objects.filter(pk__in=quantities, days_per_unit__gt=0)
-    caller = member.home_store if member.home_store_id and member.home_store.is_active else store
+    caller, guide = _caller(member, store)
     opened: list[FollowUp] = []
     Member.objects.select_for_update().only("pk").get(pk=member.pk)  # one purchase's windows at a time
     for product in products:
@@ -489,6 +554,7 @@ def open_follow_ups(
                 FollowUp.objects.create(
                     member=member,
                     store=caller,
+                    guide=guide,
                     product=product,
                     kind=FollowUp.Kind.FIRST_USE,
                     due_on=today + timedelta(days=rules.first_use_check_after_days),
@@ -505,6 +571,7 @@ def open_follow_ups(
             FollowUp.objects.create(
                 member=member,
                 store=caller,
+                guide=guide,
                 product=product,
                 kind=FollowUp.Kind.REPLENISH,
                 due_on=max(runs_out - timedelta(days=rules.replenish_call_before_days), today + timedelta(days=1)),
@@ -537,6 +604,41 @@ def record_follow_up_outcome(*, staff, follow_up_id: int, outcome: str, note: st
         )
     follow_up.refresh_from_db()
     return follow_up
+
+
+def refresh_follow_ups(*, at: datetime | None = None) -> dict[str, int]:
+    """The nightly pass over open calls: a call left this many days past its date (HQ's
+    `follow_up_missed_after_days`) is missed, and every open call goes to the member's caller of
+    today (their guide, else their home store), so a guide who left or a new home store moves the
+    calls. Set-based: a few UPDATEs, whatever the number of calls. Returns the counts."""
+    at = at or timezone.now()
+    today = timezone.localdate(at)
+    rules = loyalty_settings()
+    open_calls = FollowUp.objects.filter(status=FollowUp.Status.OPEN)
+    missed = open_calls.filter(due_on__lt=today - timedelta(days=rules.follow_up_missed_after_days)).update(
+        status=FollowUp.Status.MISSED
+    )
+    members = Member.objects.filter(pk=OuterRef("member_id"))
+    # To the member's active guide (at the guide's store) where the call is not theirs yet.
+    has_guide = Q(member__guide__is_active=True, member__guide__store__is_active=True)
+    to_guide = (
+        open_calls.filter(has_guide)
+        .exclude(guide_id=F("member__guide_id"), store_id=F("member__guide__store_id"))
+        .update(
+            guide_id=Subquery(members.values("guide_id")[:1]),
+            store_id=Subquery(members.values("guide__store_id")[:1]),
+        )
+    )
+    # Without an active guide: to the home store, when it is open for business.
+    to_home = (
+        open_calls.exclude(has_guide)
+        .filter(member__home_store__is_active=True)
+        .exclude(Q(guide__isnull=True) & Q(store_id=F("member__home_store_id")))
+        .update(guide_id=None, store_id=Subquery(members.values("home_store_id")[:1]))
+    )
+    # A guide who left, with no home store to fall back on: the store keeps the call.
+    unguided = open_calls.filter(guide__isnull=False).exclude(has_guide).update(guide_id=None)
+    return {"missed": missed, "moved": to_guide + to_home, "unguided": unguided}
 
 
 # --- privacy (PIPL) -------------------------------------------------------------------------------

@@ -13,3 +13,8 @@ def expire_due_points() -> int:
 @shared_task(name="members.recompute_all_tiers")
 def recompute_all_tiers() -> int:
     return services.recompute_all_tiers()
+
+
+@shared_task(name="members.refresh_follow_ups")
+def refresh_follow_ups() -> dict[str, int]:
+    return services.refresh_follow_ups()

@@ -150,7 +150,7 @@ def _next_tier(member: Member) -> dict | None:
     needs = services.next_tier_needs(member=member)
     if needs is None:
         return None
-    return {**needs, "label": Tier(needs["tier"]).label, "amount": format_yuan(needs["amount_fen"])}
+    return {**needs, "label": Tier(needs["tier"]).label, "amount": format_yuan(needs.get("amount_fen", 0))}
 
 
 def _card_context(member: Member) -> dict:

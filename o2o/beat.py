@@ -14,5 +14,7 @@ BEAT_SCHEDULE: dict[str, dict] = {
     "expire-points": {"task": "members.expire_due_points", "schedule": crontab(hour=3, minute=10)},
     # Tiers also fall as purchases leave HQ's window: nightly at 03:30.
     "recompute-tiers": {"task": "members.recompute_all_tiers", "schedule": crontab(hour=3, minute=30)},
+    # Calls left too long are missed; open calls follow the member's guide or home store: 03:50.
+    "refresh-follow-ups": {"task": "members.refresh_follow_ups", "schedule": crontab(hour=3, minute=50)},
     "reconcile-pending-payments": {"task": "orders.reconcile_pending_payments", "schedule": 120.0},
 }
