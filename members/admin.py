@@ -1,10 +1,20 @@
 """HQ's view of members: identity, home store, card, points and their ledger; the points rules."""
 
+from datetime import timedelta
+
+from django import forms
 from django.contrib import admin
+from django.core.exceptions import PermissionDenied
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import render
+from django.urls import path, reverse
+from django.utils import timezone
+from django.utils.html import format_html, format_html_join
+from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 
 from members.models import CategoryPointsRate, FollowUp, LoyaltySettings, Member, PointsEntry, TierChange
-from members.selectors import forget_loyalty_settings, points_liability
+from members.selectors import follow_up_completion, forget_loyalty_settings, member_timeline, points_liability
 from o2o.admin import ReadOnlyAdminMixin
 from o2o.money import format_yuan
 
@@ -29,6 +39,10 @@ class MemberAdmin(admin.ModelAdmin):
     search_fields = ["phone", "nickname", "openid", "unionid", "card_number"]
     list_select_related = ["home_store"]
     readonly_fields = [
+        "timeline",
+        "referrer",
+        "guide",
+        "bound_at",
         "openid",
         "unionid",
         "card_number",
@@ -41,6 +55,41 @@ class MemberAdmin(admin.ModelAdmin):
     autocomplete_fields = ["home_store"]
     date_hierarchy = "joined_at"
     inlines = [PointsEntryInline, TierChangeInline]
+
+    @admin.display(description=_("timeline"))
+    def timeline(self, member: Member) -> str:
+        if member.pk is None:
+            return "—"
+        rows = format_html_join(
+            "",
+            "<tr><td>{}</td><td>{}</td><td>{}</td></tr>",
+            (
+                (
+                    timezone.localtime(entry.at).strftime("%Y-%m-%d %H:%M"),
+                    TIMELINE_KINDS.get(entry.kind, ""),
+                    entry.text,
+                )
+                for entry in member_timeline(member)
+            ),
+        )
+        orders = reverse("admin:orders_order_changelist") + f"?member__id__exact={member.pk}"
+        return format_html(
+            '<table class="member-timeline"><tbody>{}</tbody></table><p><a href="{}">{}</a></p>',
+            rows,
+            orders,
+            gettext("This member's orders"),
+        )
+
+
+TIMELINE_KINDS = {
+    "joined": _("membership"),
+    "consent": _("privacy"),
+    "closed": _("privacy"),
+    "purchase": _("purchase"),
+    "points": _("points"),
+    "tier": _("tier"),
+    "call": _("call"),
+}
 
 
 @admin.register(PointsEntry)
@@ -92,12 +141,57 @@ class CategoryPointsRateAdmin(admin.ModelAdmin):
     autocomplete_fields = ["category"]
 
 
+class CompletionPeriodForm(forms.Form):
+    since = forms.DateField(label=_("calls due from"), widget=forms.DateInput(attrs={"type": "date"}))
+    until = forms.DateField(label=_("to"), widget=forms.DateInput(attrs={"type": "date"}))
+    by = forms.ChoiceField(label=_("per"), choices=[("store", _("store")), ("guide", _("guide"))])
+
+    def clean(self):
+        data = super().clean()
+        if data.get("since") and data.get("until") and data["since"] > data["until"]:
+            raise forms.ValidationError(gettext("The period ends before it starts."))
+        return data
+
+
 @admin.register(FollowUp)
 class FollowUpAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
-    """Every opportunity-window call of every store, with its outcome."""
+    """Every opportunity-window call of every store, with its outcome; and how well stores and
+    guides make their calls (the completion report)."""
 
-    list_display = ["due_on", "member", "store", "product", "kind", "status", "outcome", "done_at"]
+    list_display = ["due_on", "member", "store", "guide", "product", "kind", "status", "outcome", "done_at"]
     list_filter = ["status", "kind", "outcome", "store"]
-    search_fields = ["member__phone", "member__nickname", "product__name", "store__code"]
-    list_select_related = ["member", "store", "product"]
+    search_fields = ["member__phone", "member__nickname", "product__name", "store__code", "guide__display_name"]
+    list_select_related = ["member", "store", "product", "guide"]
     date_hierarchy = "due_on"
+    change_list_template = "admin/members/followup/change_list.html"
+
+    def get_urls(self):
+        report = path(
+            "completion/",
+            self.admin_site.admin_view(self.completion_view),
+            name="members_followup_completion",
+        )
+        return [report, *super().get_urls()]
+
+    def completion_view(self, request: HttpRequest) -> HttpResponse:
+        if not self.has_view_permission(request):
+            raise PermissionDenied
+        today = timezone.localdate()
+        form = CompletionPeriodForm(request.GET or {"since": today - timedelta(days=30), "until": today, "by": "store"})
+        rows = follow_up_completion(**form.cleaned_data) if form.is_valid() else []
+        totals = {
+            key: sum(row[key] for row in rows)
+            for key in ("due", "made", "missed", "overdue", "upcoming", "reached", "ordered", "no_answer")
+        }
+        settled = totals["made"] + totals["missed"] + totals["overdue"]
+        totals["rate"] = round(100 * totals["made"] / settled, 1) if settled else None
+        context = {
+            **self.admin_site.each_context(request),
+            "opts": self.model._meta,
+            "title": gettext("Follow-up completion"),
+            "form": form,
+            "rows": rows,
+            "totals": totals,
+            "by_guide": form.is_valid() and form.cleaned_data["by"] == "guide",
+        }
+        return render(request, "admin/members/followup/completion.html", context)

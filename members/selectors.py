@@ -1,8 +1,13 @@
 """Reads of members: where a member buys, HQ's points rules, the points ledger."""
 
-from django.db.models import QuerySet, Sum
+from dataclasses import dataclass
+from datetime import date, datetime
 
-from members.models import FollowUp, LoyaltySettings, Member, PointsEntry, Purchase
+from django.db.models import Count, Q, QuerySet, Sum
+from django.utils import timezone
+from django.utils.translation import gettext as _
+
+from members.models import FollowUp, LoyaltySettings, Member, PointsEntry, Purchase, Tier, TierChange
 from o2o.single_row import forget_settings, read_settings
 from stores.models import Store
 
@@ -67,3 +72,102 @@ def member_history(member: Member, *, limit: int = 10) -> dict:
             .order_by("-done_at", "-pk")[:limit]
         ),
     }
+
+
+# --- HQ reports -----------------------------------------------------------------------------------
+
+_COMPLETION_GROUPS = {
+    "store": ["store_id", "store__code", "store__name"],
+    "guide": ["store_id", "store__code", "store__name", "guide_id", "guide__display_name", "guide__staff_code"],
+}
+
+
+def follow_up_completion(*, since: date, until: date, by: str = "store") -> list[dict]:
+    """How the calls due between two days went, per store or per guide (calls without a guide
+    under their store): made, missed, still owed (overdue), their outcomes, and the completion rate,
+    made / (made + missed + overdue). Cancelled calls (moved by a new purchase, or the member asked
+    not to be called) are not counted. One grouped query."""
+    today = timezone.localdate()
+    done, status = FollowUp.Status.DONE, FollowUp.Status
+    rows = (
+        FollowUp.objects.filter(due_on__gte=since, due_on__lte=until)
+        .exclude(status=status.CANCELLED)
+        .values(*_COMPLETION_GROUPS[by])
+        .annotate(
+            due=Count("pk"),
+            made=Count("pk", filter=Q(status=done)),
+            missed=Count("pk", filter=Q(status=status.MISSED)),
+            overdue=Count("pk", filter=Q(status=status.OPEN, due_on__lt=today)),
+            upcoming=Count("pk", filter=Q(status=status.OPEN, due_on__gte=today)),
+            reached=Count("pk", filter=Q(status=done, outcome__in=["reached", "ordered", "not_interested"])),
+            ordered=Count("pk", filter=Q(status=done, outcome="ordered")),
+            no_answer=Count("pk", filter=Q(status=done, outcome="no_answer")),
+            do_not_call=Count("pk", filter=Q(status=done, outcome="do_not_call")),
+        )
+        .order_by(*_COMPLETION_GROUPS[by][1:2], *(["guide__staff_code"] if by == "guide" else []))
+    )
+    report = []
+    for row in rows:
+        settled = row["made"] + row["missed"] + row["overdue"]
+        row["rate"] = round(100 * row["made"] / settled, 1) if settled else None
+        report.append(row)
+    return report
+
+
+@dataclass(frozen=True)
+class TimelineEntry:
+    at: datetime
+    kind: str
+    text: str
+
+
+def member_timeline(member: Member, *, limit: int = 200) -> list[TimelineEntry]:
+    """Everything that happened to a member, newest first: joining, purchases online and at the
+    till, points, tier changes, calls, marketing choices, closing. A bounded read per source."""
+    entries = [TimelineEntry(member.joined_at, "joined", _("Joined"))]
+    if member.marketing_consent_at:
+        text = _("Agreed to marketing messages") if member.marketing_consent else _("Declined marketing messages")
+        entries.append(TimelineEntry(member.marketing_consent_at, "consent", text))
+    if member.closed_at:
+        entries.append(TimelineEntry(member.closed_at, "closed", _("Closed the account")))
+    for purchase in Purchase.objects.filter(member=member).select_related("store")[:limit]:
+        entries.append(
+            TimelineEntry(
+                purchase.purchased_at,
+                "purchase",
+                f"{purchase.get_channel_display()} {purchase.reference} · {purchase.store.code} · "
+                f"¥{purchase.amount_fen / 100:.2f}",
+            )
+        )
+    for entry in PointsEntry.objects.filter(member=member)[:limit]:
+        entries.append(
+            TimelineEntry(
+                entry.created_at,
+                "points",
+                f"{entry.get_kind_display()} {entry.points:+d} → {entry.balance_after} {entry.reference}".strip(),
+            )
+        )
+    for change in TierChange.objects.filter(member=member)[:limit]:
+        entries.append(
+            TimelineEntry(
+                change.changed_at,
+                "tier",
+                f"{Tier(change.from_tier).label} → {Tier(change.to_tier).label} {change.reason}".strip(),
+            )
+        )
+    for call in FollowUp.objects.filter(member=member).select_related("product", "store").order_by("-pk")[:limit]:
+        entries.append(
+            TimelineEntry(
+                call.created_at,
+                "call",
+                f"{call.get_kind_display()} · {call.product.name} · {call.store.code} · {call.due_on:%Y-%m-%d}",
+            )
+        )
+        if call.done_at:
+            entries.append(
+                TimelineEntry(
+                    call.done_at, "call", f"{call.get_outcome_display()} · {call.product.name} {call.note}".strip()
+                )
+            )
+    entries.sort(key=lambda e: e.at, reverse=True)
+    return entries[:limit]

@@ -7,7 +7,7 @@ from django.utils import timezone
 
 from members.models import FollowUp, LoyaltySettings
 from members.selectors import forget_loyalty_settings
-from members.services import open_follow_ups, record_follow_up_outcome
+from members.services import open_follow_ups, record_follow_up_outcome, refresh_follow_ups
 from o2o.errors import ApplicationError
 from tests.factories import MemberFactory, ProductFactory, StaffFactory, StoreFactory, UserFactory
 
@@ -154,3 +154,67 @@ def test_the_console_lists_today_s_calls_of_the_store_only_and_records_an_outcom
     call.refresh_from_db()
     assert (call.status, call.outcome) == ("done", "no_answer")
     assert FollowUp.objects.get(pk=foreign.pk).status == "open"
+
+
+def test_a_member_brought_by_a_guide_is_called_by_the_guide_at_the_guide_s_store(formula, home):
+    guide_store = StoreFactory(code="GS")
+    guide = StaffFactory(store=guide_store, role="guide")
+    member = MemberFactory(home_store=home, home_store_source="store_qr", guide=guide)
+
+    calls = _open(member, home, formula, 1, ref="G1")
+
+    assert {(c.store, c.guide) for c in calls} == {(guide_store, guide)}
+
+
+def test_a_call_left_too_long_is_missed_by_the_nightly_pass(member, home, formula):
+    LoyaltySettings.objects.filter(pk=1).update(follow_up_missed_after_days=10)
+    forget_loyalty_settings()
+    first_use, replenish = _open(member, home, formula, 1, ref="A1")  # due in 3 and 2 days
+
+    assert refresh_follow_ups(at=timezone.now() + timedelta(days=12))["missed"] == 0  # 10 days late: not yet
+    assert refresh_follow_ups(at=timezone.now() + timedelta(days=13))["missed"] == 1  # replenish: 11 days late
+    assert FollowUp.objects.get(pk=replenish.pk).status == "missed"
+    assert FollowUp.objects.get(pk=first_use.pk).status == "open"
+    assert refresh_follow_ups(at=timezone.now() + timedelta(days=14))["missed"] == 1
+    assert FollowUp.objects.get(pk=first_use.pk).status == "missed"
+
+
+def test_open_calls_follow_the_guide_and_fall_back_to_the_home_store_when_the_guide_leaves(member, home, formula):
+    calls = _open(member, home, formula, 1, ref="A1")
+    guide = StaffFactory(store=StoreFactory(code="GS"), role="guide")
+    member.guide = guide
+    member.save(update_fields=["guide"])
+    done = calls[0]
+    clerk = StaffFactory(store=home)
+    record_follow_up_outcome(staff=clerk, follow_up_id=done.pk, outcome="reached")
+
+    assert refresh_follow_ups()["moved"] == 1
+    moved = FollowUp.objects.get(pk=calls[1].pk)
+    assert (moved.store, moved.guide) == (guide.store, guide)
+    assert FollowUp.objects.get(pk=done.pk).store == home  # a recorded call stays where it was made
+
+    guide.is_active = False
+    guide.save(update_fields=["is_active"])
+    refresh_follow_ups()
+
+    back = FollowUp.objects.get(pk=calls[1].pk)
+    assert (back.store, back.guide) == (home, None)
+    assert refresh_follow_ups() == {"missed": 0, "moved": 0, "unguided": 0}
+
+
+def test_a_store_manager_sees_only_their_own_store_s_calls(client, member, home, formula):
+    ours = _open(member, home, formula, 1, ref="A1", days_later=-3)
+    elsewhere = StoreFactory(code="XS")
+    theirs_member = MemberFactory(home_store=elsewhere, home_store_source="store_qr")
+    theirs = _open(theirs_member, elsewhere, formula, 1, ref="B1", days_later=-3)
+    manager = StaffFactory(store=elsewhere, role="manager")
+    client.force_login(manager.user)
+
+    listed = client.get("/console/calls/").context["calls"]
+
+    assert {c.pk for c in listed} == {c.pk for c in theirs}
+    for call in ours:
+        assert client.get(f"/console/calls/{call.pk}/").status_code == 404
+        assert client.post(f"/console/calls/{call.pk}/", {"outcome": "reached"}).status_code == 404
+    assert member.phone not in client.get("/console/calls/").content.decode()
+    assert not FollowUp.objects.filter(member=member).exclude(status="open").exists()
