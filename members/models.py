@@ -26,6 +26,7 @@ class Member(models.Model):
         STORE_QR = "store_qr", _("Store QR code")
         PRODUCT_QR = "product_qr", _("Product QR code")
         FIRST_ORDER = "first_order", _("First order")
+        GUIDE_QR = "guide_qr", _("Guide's QR code")
         HQ = "hq", _("Set by HQ")
 
     openid = models.CharField(_("WeChat openid"), max_length=64, unique=True, null=True, blank=True)
@@ -82,6 +83,12 @@ class Member(models.Model):
         help_text=_("The guide whose QR code brought this member in; they make the member's follow-up calls."),
     )
     bound_at = models.DateTimeField(_("referral bound at"), null=True, blank=True)
+    referral_code = models.CharField(
+        _("referral code"), max_length=12, unique=True, null=True, blank=True, editable=False
+    )
+    signup_device = models.CharField(
+        _("registered from device"), max_length=32, blank=True, db_index=True, editable=False
+    )
     tier = models.CharField(_("tier"), max_length=10, choices=Tier.choices, default=Tier.POTENTIAL, db_index=True)
     tier_since = models.DateTimeField(_("tier since"), null=True, blank=True)
     joined_at = models.DateTimeField(_("joined at"), auto_now_add=True)
@@ -335,3 +342,58 @@ class FollowUp(models.Model):
 
     def __str__(self) -> str:
         return f"{self.get_kind_display()} {self.due_on}"
+
+
+class ReferralVisit(models.Model):
+    """Someone opened a promoter's share link or a guide's QR code (for their results and HQ's
+    anomaly list). `device` is a hash of the browser's device cookie, never the cookie itself."""
+
+    sharer = models.ForeignKey(
+        Member, null=True, blank=True, on_delete=models.CASCADE, related_name="+", verbose_name=_("shared by")
+    )
+    guide = models.ForeignKey(
+        Staff, null=True, blank=True, on_delete=models.CASCADE, related_name="+", verbose_name=_("guide")
+    )
+    visitor = models.ForeignKey(
+        Member, null=True, blank=True, on_delete=models.SET_NULL, related_name="+", verbose_name=_("visitor")
+    )
+    device = models.CharField(_("device"), max_length=32, blank=True)
+    visited_at = models.DateTimeField(_("at"), auto_now_add=True, db_index=True)
+
+    class Meta:
+        verbose_name = _("referral visit")
+        verbose_name_plural = _("referral visits")
+        ordering = ["-visited_at", "-pk"]
+        constraints = [
+            models.CheckConstraint(
+                condition=(Q(sharer__isnull=False) & Q(guide__isnull=True))
+                | (Q(sharer__isnull=True) & Q(guide__isnull=False)),
+                name="referral_visit_one_source",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.sharer or self.guide} {self.visited_at:%Y-%m-%d %H:%M}"
+
+
+class ReferralChange(models.Model):
+    """HQ moved a member to another referrer or guide: who, when, from, to, why (append-only)."""
+
+    member = models.ForeignKey(Member, on_delete=models.CASCADE, related_name="referral_changes")
+    from_referrer = models.ForeignKey(Member, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    to_referrer = models.ForeignKey(Member, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    from_guide = models.ForeignKey(Staff, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    to_guide = models.ForeignKey(Staff, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    reason = models.CharField(_("reason"), max_length=255)
+    changed_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+", verbose_name=_("by")
+    )
+    changed_at = models.DateTimeField(_("at"), auto_now_add=True)
+
+    class Meta:
+        verbose_name = _("referral change")
+        verbose_name_plural = _("referral changes")
+        ordering = ["-changed_at", "-pk"]
+
+    def __str__(self) -> str:
+        return f"{self.member}: {self.reason}"

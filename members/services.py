@@ -1,5 +1,6 @@
 """Writes of members: sign-in, phone binding, the home store, purchases, the member card, points."""
 
+import secrets
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -18,19 +19,73 @@ from members.models import (
     Member,
     PointsEntry,
     Purchase,
+    ReferralChange,
+    ReferralVisit,
     Tier,
     TierChange,
 )
 from members.selectors import loyalty_settings
 from o2o.errors import ApplicationError, Conflict, NotFound
+from o2o.events import publish
 from o2o.phone import mask_phone, normalize_cn_mobile
 from stores.models import Staff, Store
 
 
-def sign_in_with_wechat(*, openid: str, unionid: str = "", nickname: str = "", avatar_url: str = "") -> Member:
-    """Find the member by unionid, else openid, or create one; refresh the profile WeChat gave.
+@dataclass(frozen=True)
+class Referral:
+    """How a shopper arrived before registering: a promoter's share link and/or a guide's QR code,
+    and the hashed device they came from."""
+
+    referrer_id: int | None = None
+    guide_id: int | None = None
+    device: str = ""
+
+
+def _register(*, referral: Referral | None, **fields) -> Member:
+    """Create a member and make the bindings of registration, once: the referrer whose link brought
+    them, the guide whose QR code did (whose store becomes their home store). Never changed later
+    except by HQ with a reason (`rebind_referral`). Tells the apps to the right."""
+    member = Member.objects.create(**fields)
+    referral = referral or Referral()
+    referrer = (
+        Member.objects.filter(pk=referral.referrer_id, is_active=True, closed_at__isnull=True).first()
+        if referral.referrer_id
+        else None
+    )
+    guide = (
+        Staff.objects.select_related("store")
+        .filter(pk=referral.guide_id, is_active=True, store__is_active=True)
+        .first()
+        if referral.guide_id
+        else None
+    )
+    changed = []
+    if referrer is not None or guide is not None:
+        member.referrer, member.guide, member.bound_at = referrer, guide, timezone.now()
+        changed += ["referrer", "guide", "bound_at"]
+    if referral.device:
+        member.signup_device = referral.device[:32]
+        changed.append("signup_device")
+    if changed:
+        member.save(update_fields=changed)
+    if guide is not None:
+        set_home_store_once(member=member, store=guide.store, source=Member.HomeStoreSource.GUIDE_QR)
+    publish(
+        "member.registered",
+        member_id=member.pk,
+        referrer_id=member.referrer_id,
+        guide_id=member.guide_id,
+    )
+    return member
+
+
+def sign_in_with_wechat(
+    *, openid: str, unionid: str = "", nickname: str = "", avatar_url: str = "", referral: Referral | None = None
+) -> Member:
+    """Find the member by unionid, else openid, or register one; refresh the profile WeChat gave.
 
     Safe against two first sign-ins at once: the unique openid decides, the loser reads the winner.
+    A referral binds only a member registered here and now.
     """
     for _attempt in range(2):
         try:
@@ -41,8 +96,12 @@ def sign_in_with_wechat(*, openid: str, unionid: str = "", nickname: str = "", a
                 if member is None:
                     member = Member.objects.select_for_update().filter(openid=openid).first()
                 if member is None:
-                    return Member.objects.create(
-                        openid=openid, unionid=unionid or None, nickname=nickname[:64], avatar_url=avatar_url[:500]
+                    return _register(
+                        referral=referral,
+                        openid=openid,
+                        unionid=unionid or None,
+                        nickname=nickname[:64],
+                        avatar_url=avatar_url[:500],
                     )
                 changed = []
                 for field, value in (
@@ -62,7 +121,7 @@ def sign_in_with_wechat(*, openid: str, unionid: str = "", nickname: str = "", a
     raise Conflict(_("Sign-in conflicted with another request; try again."), code="sign_in_conflict")
 
 
-def sign_in_for_development(*, phone: str) -> Member:
+def sign_in_for_development(*, phone: str, referral: Referral | None = None) -> Member:
     """The demo stand-in for WeChat: a member found or created by phone (views allow it only in DEBUG)."""
     phone = normalize_cn_mobile(phone)
     member = Member.objects.filter(phone=phone).first()
@@ -70,7 +129,7 @@ def sign_in_for_development(*, phone: str) -> Member:
         return member
     try:
         with transaction.atomic():
-            return Member.objects.create(phone=phone, openid=f"dev-{phone[3:]}", nickname=mask_phone(phone))
+            return _register(referral=referral, phone=phone, openid=f"dev-{phone[3:]}", nickname=mask_phone(phone))
     except IntegrityError:
         return Member.objects.get(phone=phone)
 
@@ -127,6 +186,72 @@ def record_purchase(
             # A referral who buys counts towards their referrer's advocacy.
             recompute_tier(member=Member(pk=member.referrer_id), reason="referral purchase " + purchase.reference)
     return purchase
+
+
+# --- referrals ------------------------------------------------------------------------------------
+
+REFERRAL_ALPHABET = "23456789ABCDEFGHJKLMNPQRSTUVWXYZ"  # no 0/O, 1/I: read aloud or typed from a poster
+
+
+def ensure_referral_code(*, member: Member) -> str:
+    """The member's referral code for share links, made once: eight characters, unique."""
+    if member.referral_code:
+        return member.referral_code
+    for _attempt in range(5):
+        code = "".join(secrets.choice(REFERRAL_ALPHABET) for _ in range(8))
+        try:
+            with transaction.atomic():
+                if Member.objects.filter(pk=member.pk, referral_code__isnull=True).update(referral_code=code):
+                    member.referral_code = code
+                    return code
+        except IntegrityError:
+            continue  # the code is taken: draw another
+        member.refresh_from_db(fields=["referral_code"])
+        return member.referral_code
+    raise Conflict(_("Could not make a referral code; try again."), code="referral_code_conflict")
+
+
+def record_referral_visit(
+    *, sharer: Member | None = None, guide: Staff | None = None, visitor: Member | None = None, device: str = ""
+) -> None:
+    """Count an opening of a share link or a guide's QR code."""
+    ReferralVisit.objects.create(sharer=sharer, guide=guide, visitor=visitor, device=device[:32])
+
+
+@transaction.atomic
+def rebind_referral(
+    *, member: Member, referrer: Member | None, guide: Staff | None, reason: str, user
+) -> ReferralChange:
+    """HQ moves a member to another referrer and/or guide, with a reason on record. A member is never
+    their own referrer, nor referred by anyone they brought in, directly or further down."""
+    if not reason.strip():
+        raise ApplicationError(_("Say why the member is moved."), code="reason_required")
+    locked = Member.objects.select_for_update().get(pk=member.pk)
+    if referrer is not None:
+        ancestor, seen = referrer, 0
+        while ancestor is not None:
+            if ancestor.pk == locked.pk:
+                raise ApplicationError(
+                    _("A member cannot be referred by themselves or by someone they brought in."),
+                    code="referral_cycle",
+                    details={"referrer": [_("This would make a cycle.")]},
+                )
+            seen += 1
+            if seen > 10_000:  # a cycle above, which the binding rules never make: refuse rather than loop
+                raise ApplicationError(_("The referrer's chain is broken."), code="referral_cycle")
+            ancestor = Member.objects.filter(pk=ancestor.referrer_id).only("pk", "referrer_id").first()
+    change = ReferralChange.objects.create(
+        member=locked,
+        from_referrer_id=locked.referrer_id,
+        to_referrer=referrer,
+        from_guide_id=locked.guide_id,
+        to_guide=guide,
+        reason=reason.strip()[:255],
+        changed_by=user,
+    )
+    Member.objects.filter(pk=locked.pk).update(referrer=referrer, guide=guide, bound_at=timezone.now())
+    member.referrer, member.guide = referrer, guide
+    return change
 
 
 # --- the member card ------------------------------------------------------------------------------

@@ -1,19 +1,57 @@
 """Who the shopper is in this browser. The session holds only the member id."""
 
+import hashlib
+import secrets
 from functools import wraps
 from urllib.parse import urlencode, urlsplit
 
-from django.http import HttpRequest
+from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect
 from django.urls import reverse
 from django.utils.http import url_has_allowed_host_and_scheme
 
 from members.models import Member
-from members.services import set_home_store_once
+from members.services import Referral, set_home_store_once
 from stores.models import Store
 
 MEMBER_SESSION_KEY = "member_id"
 ENTRY_STORE_SESSION_KEY = "entry_store"
+REFERRAL_SESSION_KEY = "referral"
+DEVICE_COOKIE = "o2o_device"
+DEVICE_COOKIE_AGE = 2 * 365 * 24 * 3600
+
+
+def device_hash(request: HttpRequest) -> str:
+    """A hash of this browser's device cookie ("" without one): links sign-ups from one phone."""
+    token = request.COOKIES.get(DEVICE_COOKIE, "")
+    return hashlib.sha256(token.encode()).hexdigest()[:32] if token else ""
+
+
+def keep_device_cookie(request: HttpRequest, response: HttpResponse) -> HttpResponse:
+    """Give the browser a long-lived random device id if it has none (first-party, no personal data)."""
+    if not request.COOKIES.get(DEVICE_COOKIE):
+        token = secrets.token_urlsafe(16)
+        request.COOKIES[DEVICE_COOKIE] = token
+        response.set_cookie(DEVICE_COOKIE, token, max_age=DEVICE_COOKIE_AGE, httponly=True, samesite="Lax")
+    return response
+
+
+def remember_referral(request: HttpRequest, *, referrer_id: int | None = None, guide_id: int | None = None) -> None:
+    """A share link or a guide's QR code brought a visitor: remembered until they register. The
+    first link of each kind wins; a member already registered is never rebound by a link."""
+    pending = dict(request.session.get(REFERRAL_SESSION_KEY) or {})
+    if referrer_id and not pending.get("referrer_id"):
+        pending["referrer_id"] = referrer_id
+    if guide_id and not pending.get("guide_id"):
+        pending["guide_id"] = guide_id
+    request.session[REFERRAL_SESSION_KEY] = pending
+
+
+def pending_referral(request: HttpRequest) -> Referral:
+    pending = request.session.get(REFERRAL_SESSION_KEY) or {}
+    return Referral(
+        referrer_id=pending.get("referrer_id"), guide_id=pending.get("guide_id"), device=device_hash(request)
+    )
 
 
 def current_member(request: HttpRequest) -> Member | None:
@@ -27,6 +65,7 @@ def current_member(request: HttpRequest) -> Member | None:
 def sign_in(request: HttpRequest, member: Member) -> None:
     """Start the member's session (a new session key against fixation) and apply a pending entry store."""
     entry = request.session.get(ENTRY_STORE_SESSION_KEY)
+    request.session.pop(REFERRAL_SESSION_KEY, None)
     request.session.cycle_key()
     request.session[MEMBER_SESSION_KEY] = member.pk
     request._member = member

@@ -15,4 +15,6 @@ urlpatterns = [
     path("me/phone/", views.bind_phone, name="bind-phone"),
     path("s/<str:store_code>/", views.store_entry, name="store-entry"),
     path("p/<str:sku_code>/<str:store_code>/", views.product_entry, name="product-entry"),
+    path("r/<str:code>/", views.referral_entry, name="referral-entry"),
+    path("g/<str:staff_code>/", views.guide_entry, name="guide-entry"),
 ]

@@ -18,11 +18,21 @@ from members.card import seconds_left
 from members.forms import PhoneForm
 from members.models import Member, Tier
 from members.selectors import loyalty_settings, points_history
-from members.session import current_member, member_required, remember_entry_store, sign_in, sign_out
+from members.session import (
+    current_member,
+    device_hash,
+    keep_device_cookie,
+    member_required,
+    pending_referral,
+    remember_entry_store,
+    remember_referral,
+    sign_in,
+    sign_out,
+)
 from o2o.errors import ApplicationError
 from o2o.money import format_yuan
 from o2o.qr import qr_svg
-from stores.models import Store
+from stores.models import Staff, Store
 from stores.session import choose_store
 
 OAUTH_BINDING_SESSION_KEY = "wechat_oauth_binding"
@@ -77,7 +87,11 @@ def wechat_callback(request: HttpRequest) -> HttpResponse:
         # WeChat's preview mode gives a virtual openid: nobody must be registered from it.
         return render(request, "members/sign_in_snapshot.html", status=403)
     member = services.sign_in_with_wechat(
-        openid=identity.openid, unionid=identity.unionid, nickname=identity.nickname, avatar_url=identity.avatar_url
+        openid=identity.openid,
+        unionid=identity.unionid,
+        nickname=identity.nickname,
+        avatar_url=identity.avatar_url,
+        referral=pending_referral(request),
     )
     sign_in(request, member)
     if not member.phone:
@@ -93,7 +107,8 @@ def development_sign_in(request: HttpRequest) -> HttpResponse:
     next_url = _safe_next(request)
     if not form.is_valid():
         return render(request, "members/sign_in_dev.html", {"form": form, "next": next_url}, status=400)
-    sign_in(request, services.sign_in_for_development(phone=form.cleaned_data["phone"]))
+    member = services.sign_in_for_development(phone=form.cleaned_data["phone"], referral=pending_referral(request))
+    sign_in(request, member)
     return redirect(next_url)
 
 
@@ -128,6 +143,41 @@ def store_entry(request: HttpRequest, store_code: str) -> HttpResponse:
     choose_store(request, store)
     remember_entry_store(request, store, Member.HomeStoreSource.STORE_QR)
     return redirect("mall:home")
+
+
+@require_GET
+def referral_entry(request: HttpRequest, code: str) -> HttpResponse:
+    """A promoter's share link: the visitor, once registered, has the promoter as referrer. Opens
+    the shared page (`next`, a path of this site) or the mall's home."""
+    sharer = Member.objects.filter(referral_code=code.upper(), is_active=True, closed_at__isnull=True).first()
+    if sharer is None:
+        return render(request, "members/referral_unknown.html", status=404)
+    response = redirect(_safe_next(request, default=reverse("mall:home")))
+    keep_device_cookie(request, response)
+    visitor = current_member(request)
+    if visitor is None:
+        remember_referral(request, referrer_id=sharer.pk)
+    if visitor != sharer:
+        services.record_referral_visit(sharer=sharer, visitor=visitor, device=device_hash(request))
+    return response
+
+
+@require_GET
+def guide_entry(request: HttpRequest, staff_code: str) -> HttpResponse:
+    """A guide's personal QR code: the visitor, once registered, is the guide's customer, with the
+    guide's store as home store; the store is chosen for this visit."""
+    guide = Staff.objects.select_related("store").filter(staff_code=staff_code, is_active=True).first()
+    if guide is None or not guide.store.is_active:
+        return render(request, "members/referral_unknown.html", status=404)
+    response = redirect(_safe_next(request, default=reverse("mall:home")))
+    keep_device_cookie(request, response)
+    choose_store(request, guide.store)
+    visitor = current_member(request)
+    if visitor is None:
+        remember_referral(request, guide_id=guide.pk)
+        remember_entry_store(request, guide.store, Member.HomeStoreSource.GUIDE_QR)
+    services.record_referral_visit(guide=guide, visitor=visitor, device=device_hash(request))
+    return response
 
 
 @require_GET

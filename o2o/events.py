@@ -32,6 +32,7 @@ EVENTS = frozenset(
         "order.refunded",
         "order.returned",
         "order.exception",
+        "member.registered",
     }
 )
 
