@@ -16,5 +16,7 @@ BEAT_SCHEDULE: dict[str, dict] = {
     "recompute-tiers": {"task": "members.recompute_all_tiers", "schedule": crontab(hour=3, minute=30)},
     # Calls left too long are missed; open calls follow the member's guide or home store: 03:50.
     "refresh-follow-ups": {"task": "members.refresh_follow_ups", "schedule": crontab(hour=3, minute=50)},
+    # Commission becomes withdrawable once the return window has passed: hourly.
+    "settle-commissions": {"task": "commissions.settle_due_commissions", "schedule": crontab(minute=15)},
     "reconcile-pending-payments": {"task": "orders.reconcile_pending_payments", "schedule": 120.0},
 }

@@ -54,6 +54,7 @@ INSTALLED_APPS = [
     "inventory",
     "members",
     "orders",
+    "commissions",
     "integrations",
 ]
 

@@ -3,7 +3,7 @@
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from django.db.models import Q, QuerySet
+from django.db.models import Q, QuerySet, Sum
 from django.utils import timezone
 
 from inventory.models import SKU, StockTransfer
@@ -195,3 +195,12 @@ def exception_queue() -> QuerySet[Order]:
 
 def deadline_seconds(assignment: Assignment) -> int:
     return max(int((assignment.deadline - timezone.now()).total_seconds()), 0)
+
+
+def goods_refunded_fen(order: Order) -> int:
+    """How much of what was paid for the order's items has been refunded: all of it for a cancelled
+    order, else its returns (a last return that also refunds the delivery fee counts only the items)."""
+    if order.status == Order.Status.CANCELLED and order.paid_at is not None:
+        return order.items_paid_fen
+    returned = order.returns.aggregate(total=Sum("amount_fen"))["total"] or 0
+    return min(returned, order.items_paid_fen)

@@ -10,6 +10,8 @@ from django.contrib.auth.models import Group
 from django.test import RequestFactory
 from django.urls import reverse
 
+from commissions.models import CategoryCommissionRate
+from commissions.selectors import commission_settings
 from inventory.models import Category, Stock, StockMove, StockTransfer
 from inventory.services import StockLine, receive_stock, receive_transfer, request_transfer, reserve_stock
 from members.models import CategoryPointsRate
@@ -46,7 +48,7 @@ def chain():
     receive_stock(store=source, sku=sku, quantity=20)
     transfer = request_transfer(from_store=source, to_store=destination, lines=[StockLine(sku, 2)])
     Group.objects.create(name="区域经理")
-    member = MemberFactory(home_store=source, home_store_source="store_qr")
+    member = MemberFactory(home_store=source, home_store_source="store_qr", referrer=MemberFactory())
     # An order paid and partly refunded, at a store and SKU of its own so the stock tests are undisturbed
     shop, wipes = StoreFactory(code="XS", name="萧山店"), SkuFactory(product__name="湿巾")
     receive_stock(store=shop, sku=wipes, quantity=5)
@@ -62,6 +64,8 @@ def chain():
     mall_settings()
     loyalty_settings()
     CategoryPointsRate.objects.create(category=Category.objects.get(code="feeding"), points_per_yuan=2)
+    commission_settings()
+    CategoryCommissionRate.objects.create(category=Category.objects.get(code="feeding"), level=1, rate_bp=800)
     earn_points(member=member, reference="POS-1", lines=[(None, 9900)])
     sku.product.days_per_unit = 7
     sku.product.save(update_fields=["days_per_unit"])
