@@ -1,6 +1,11 @@
 import pytest
 from django.conf import settings
 from django.db import connection
+from hypothesis import settings as hypothesis_settings
+
+# Properties are checked, never timed: a busy machine must not fail an example for its speed.
+hypothesis_settings.register_profile("o2o", deadline=None)
+hypothesis_settings.load_profile("o2o")
 
 
 def pytest_report_header(config):
@@ -83,11 +88,13 @@ def admin_client(db, admin_user):
 def _fresh_cached_rules():
     """Rules cached across requests (HQ's checkout and points settings) must not leak from one test's database
     to the next."""
+    from commissions.selectors import forget_commission_settings
     from members.selectors import forget_loyalty_settings
     from orders.selectors import forget_mall_settings
 
-    forget_mall_settings()
-    forget_loyalty_settings()
+    forgets = (forget_mall_settings, forget_loyalty_settings, forget_commission_settings)
+    for forget in forgets:
+        forget()
     yield
-    forget_mall_settings()
-    forget_loyalty_settings()
+    for forget in forgets:
+        forget()
