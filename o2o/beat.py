@@ -15,4 +15,6 @@ BEAT_SCHEDULE: dict[str, dict] = {
     # Tiers also fall as purchases leave HQ's window: nightly at 03:30.
     "recompute-tiers": {"task": "members.recompute_all_tiers", "schedule": crontab(hour=3, minute=30)},
     "reconcile-pending-payments": {"task": "orders.reconcile_pending_payments", "schedule": 120.0},
+    # The ERP API's call log keeps O2O_API_CALL_LOG_DAYS days: older rows go nightly at 04:10.
+    "prune-api-calls": {"task": "integrations.prune_api_calls", "schedule": crontab(hour=4, minute=10)},
 }
