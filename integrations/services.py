@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from django.db import IntegrityError, transaction
-from django.db.models import Q
+from django.db.models import Q, Subquery
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
@@ -143,13 +143,13 @@ def record_api_call(
     path: str,
     status_code: int,
     duration_ms: int,
-) -> ApiCall:
+) -> None:
     """Log one call: a single INSERT. A refused call that named a known key is logged under its client."""
     client = client_id
     if client is None and key_prefix:
         # Resolved inside the INSERT, so a 401 with a revoked key still shows whose key it was.
-        client = ApiKey.objects.filter(prefix=key_prefix).values("client_id")[:1]
-    return ApiCall.objects.create(
+        client = Subquery(ApiKey.objects.filter(prefix=key_prefix).values("client_id")[:1])
+    ApiCall.objects.create(
         client_id=client,
         key_prefix=key_prefix[:16],
         method=method[:8],
