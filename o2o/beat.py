@@ -19,4 +19,6 @@ BEAT_SCHEDULE: dict[str, dict] = {
     # Commission becomes withdrawable once the return window has passed: hourly.
     "settle-commissions": {"task": "commissions.settle_due_commissions", "schedule": crontab(minute=15)},
     "reconcile-pending-payments": {"task": "orders.reconcile_pending_payments", "schedule": 120.0},
+    # The ERP API's call log keeps O2O_API_CALL_LOG_DAYS days: older rows go nightly at 04:10.
+    "prune-api-calls": {"task": "integrations.prune_api_calls", "schedule": crontab(hour=4, minute=10)},
 }

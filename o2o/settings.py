@@ -60,6 +60,8 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "o2o.health.HealthCheckMiddleware",
+    # Logs every call to /api/v1/erp/ with its answer and duration; other paths pass straight through.
+    "integrations.api.middleware.ApiCallLogMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -170,8 +172,10 @@ REST_FRAMEWORK = {
 SPECTACULAR_SETTINGS = {
     "TITLE": "O2O chain-store API",
     "DESCRIPTION": (
-        "Stores, catalog and stock of the chain. Errors are JSON objects with a stable `code`, "
-        "a human `message` and, for invalid input, per-field `details`."
+        "Stores, catalog and stock of the chain; the shopper's and the clerk console's APIs; and the "
+        "ERP/POS open API under `/api/v1/erp/`, signed with an API key that HQ issues (tag `erp`). "
+        "Errors are JSON objects with a stable `code`, a human `message` and, for invalid input, "
+        "per-field `details`."
     ),
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
@@ -239,3 +243,5 @@ O2O_CHAIN_NAME = env.str("O2O_CHAIN_NAME", default="贝恩母婴")
 O2O_PUBLIC_URL = env.str("O2O_PUBLIC_URL", default="http://localhost:8000").rstrip("/")
 O2O_NEAREST_STORES_MAX = 100  # the most stores one nearest-store query returns
 O2O_MAX_DELIVERY_RADIUS_KM = 50  # also a database constraint on Store
+# Days the ERP API's call log is kept (integrations.ApiCall), pruned nightly.
+O2O_API_CALL_LOG_DAYS = env.int("O2O_API_CALL_LOG_DAYS", default=90)

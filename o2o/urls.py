@@ -27,6 +27,7 @@ urlpatterns = [
     path("console/calls/", include("members.urls_console")),
     path("api/v1/mall/", include("orders.api.urls")),
     path("api/v1/console/", include("orders.api.urls_console")),
+    path("api/v1/erp/", include("integrations.api.urls")),
     path("api/v1/", include(api_v1)),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),

@@ -5,6 +5,7 @@ from decimal import Decimal
 
 import factory
 from django.contrib.auth import get_user_model
+from django.utils import timezone
 
 from inventory.models import SKU, Category, Product, Stock
 from stores.models import OpeningHours, Staff, Store
@@ -104,3 +105,28 @@ class MemberFactory(factory.django.DjangoModelFactory):
     openid = factory.Sequence(lambda n: f"openid-{n:06d}")
     nickname = factory.Sequence(lambda n: f"会员{n}")
     phone = factory.Sequence(lambda n: f"+86139{n:08d}")
+
+
+class FollowUpFactory(factory.django.DjangoModelFactory):
+    """An open call due today at the member's store (dates and status are set by the test)."""
+
+    class Meta:
+        model = "members.FollowUp"
+
+    member = factory.SubFactory(MemberFactory)
+    store = factory.SubFactory(StoreFactory)
+    product = factory.SubFactory(ProductFactory)
+    kind = "replenish"
+    due_on = factory.LazyFunction(timezone.localdate)
+    source_reference = factory.Sequence(lambda n: f"POS-{n:06d}")
+
+
+class ApiClientFactory(factory.django.DjangoModelFactory):
+    """An ERP/POS client with no scope and no store restriction; keys come from integrations.services."""
+
+    class Meta:
+        model = "integrations.ApiClient"
+
+    name = factory.Sequence(lambda n: f"POS {n}")
+    scopes = factory.LazyFunction(list)
+    rate_limit_per_minute = 1000

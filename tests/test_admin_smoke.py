@@ -2,7 +2,7 @@
 
 import csv
 import io
-from datetime import time
+from datetime import time, timedelta
 
 import pytest
 from django.contrib import admin, messages
@@ -12,6 +12,7 @@ from django.urls import reverse
 
 from commissions.models import CategoryCommissionRate
 from commissions.selectors import commission_settings
+from integrations.services import record_api_call, rotate_api_key
 from inventory.models import Category, Stock, StockMove, StockTransfer
 from inventory.services import StockLine, receive_stock, receive_transfer, request_transfer, reserve_stock
 from members.models import CategoryPointsRate
@@ -23,6 +24,7 @@ from orders.selectors import mall_settings
 from orders.services import confirm_payment, place_order, request_refund, set_cart_quantity
 from stores.services import set_opening_hours
 from tests.factories import (
+    ApiClientFactory,
     CategoryFactory,
     MemberFactory,
     SkuFactory,
@@ -70,6 +72,19 @@ def chain():
     sku.product.days_per_unit = 7
     sku.product.save(update_fields=["days_per_unit"])
     open_follow_ups(member=member, store=source, reference="POS-1", lines=[(sku.product_id, 2)])
+    # An ERP client restricted to the source store, with a key that has made one call
+    pos = ApiClientFactory(name="文三路店 POS", scopes=["members:read", "followups:read"])
+    pos.stores.set([source])
+    rotate_api_key(client=pos, overlap=timedelta(hours=24))
+    record_api_call(
+        client_id=pos.pk,
+        key_prefix=pos.keys.first().prefix,
+        method="GET",
+        endpoint="api/v1/erp/members/lookup/",
+        path="/api/v1/erp/members/lookup/",
+        status_code=200,
+        duration_ms=4,
+    )
     return {"source": source, "destination": destination, "sku": sku, "transfer": transfer}
 
 

@@ -38,6 +38,12 @@ def error_body(code: str, message: str, details: dict[str, Any] | None = None) -
     return body
 
 
+def _own_code(exc: Exception) -> str | None:
+    """The code a DRF exception was raised with (`NotAuthenticated(code="missing_api_key")`), if not its default."""
+    code = getattr(getattr(exc, "detail", None), "code", None)
+    return code if isinstance(code, str) and code != getattr(exc, "default_code", None) else None
+
+
 def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
     if isinstance(exc, ApplicationError):
         return Response(error_body(exc.code, exc.message, exc.details), status=exc.status)
@@ -50,7 +56,7 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
     if response is None:
         return None  # an unexpected error: a 500, logged by Django
 
-    code = next((c for cls, c in _DRF_CODES.items() if isinstance(exc, cls)), "error")
+    code = _own_code(exc) or next((c for cls, c in _DRF_CODES.items() if isinstance(exc, cls)), "error")
     if isinstance(exc, exceptions.ValidationError):
         details = exc.detail if isinstance(exc.detail, dict) else {"non_field_errors": exc.detail}
         response.data = error_body(code, _("The request has invalid fields."), details)

@@ -1,6 +1,9 @@
 """The API as a whole: its OpenAPI document, its docs page, and JSON errors for unknown URLs."""
 
 import pytest
+from rest_framework import exceptions
+
+from o2o.api.errors import exception_handler
 
 pytestmark = pytest.mark.django_db
 
@@ -44,3 +47,18 @@ def test_an_unknown_api_url_is_a_404_in_the_apis_json_shape(client, url):
     assert response["Content-Type"].startswith("application/json")
     assert response.json()["code"] == "not_found"
     assert response.json()["message"]
+
+
+@pytest.mark.parametrize(
+    ("exc", "code"),
+    [
+        (exceptions.NotAuthenticated(), "not_authenticated"),
+        (exceptions.NotAuthenticated(detail="Send a key.", code="missing_api_key"), "missing_api_key"),
+        (exceptions.ParseError(), "malformed_request"),
+        (exceptions.Throttled(wait=3, code="rate_limited"), "rate_limited"),
+    ],
+)
+def test_a_drf_error_raised_with_its_own_code_keeps_it_else_gets_the_projects_name(exc, code):
+    response = exception_handler(exc, {})
+
+    assert response.data["code"] == code
