@@ -134,6 +134,29 @@ class Purchase(models.Model):
         return f"{self.get_channel_display()} {self.reference}"
 
 
+class PurchaseLine(models.Model):
+    """What a purchase held: a product, how many, and the money paid for them.
+
+    Members' own record of products bought (orders sit to its right), for segments by
+    product or category. Purchases recorded before lines were kept have none.
+    """
+
+    purchase = models.ForeignKey(Purchase, on_delete=models.CASCADE, related_name="lines", verbose_name=_("purchase"))
+    product = models.ForeignKey(Product, on_delete=models.PROTECT, related_name="+", verbose_name=_("product"))
+    quantity = models.PositiveIntegerField(_("quantity"), validators=[MinValueValidator(1)])
+    amount_fen = models.PositiveIntegerField(_("amount paid (fen)"))
+
+    class Meta:
+        verbose_name = _("purchase line")
+        verbose_name_plural = _("purchase lines")
+        ordering = ["purchase", "pk"]
+        constraints = [models.CheckConstraint(condition=Q(quantity__gte=1), name="purchase_line_quantity_positive")]
+        indexes = [models.Index(fields=["product", "purchase"], name="purchase_line_product")]
+
+    def __str__(self) -> str:
+        return f"{self.product_id} × {self.quantity}"
+
+
 class LoyaltySettings(models.Model):
     """HQ's points rules; one row (pk 1), read with `members.selectors.loyalty_settings()`."""
 
