@@ -1,8 +1,18 @@
-"""Reads of members: where a member buys, HQ's points rules, the points ledger."""
+"""Reads of members: where a member buys, HQ's points and campaign rules, the points ledger, calls,
+and campaigns as a store may see them."""
 
 from django.db.models import QuerySet, Sum
 
-from members.models import FollowUp, LoyaltySettings, Member, PointsEntry, Purchase
+from members.models import (
+    Campaign,
+    CampaignSettings,
+    FollowUp,
+    LoyaltySettings,
+    Member,
+    PointsEntry,
+    Purchase,
+    Segment,
+)
 from o2o.single_row import forget_settings, read_settings
 from stores.models import Store
 
@@ -25,6 +35,15 @@ def loyalty_settings() -> LoyaltySettings:
 
 def forget_loyalty_settings() -> None:
     forget_settings(LoyaltySettings)
+
+
+def campaign_settings() -> CampaignSettings:
+    """HQ's frequency cap on marketing messages (the defaults until HQ saves its own), cached."""
+    return read_settings(CampaignSettings)
+
+
+def forget_campaign_settings() -> None:
+    forget_settings(CampaignSettings)
 
 
 def points_history(member: Member) -> QuerySet[PointsEntry]:
@@ -67,3 +86,20 @@ def member_history(member: Member, *, limit: int = 10) -> dict:
             .order_by("-done_at", "-pk")[:limit]
         ),
     }
+
+
+def store_campaigns(store: Store) -> QuerySet[Campaign]:
+    """A store's own campaigns, newest first, with their segments."""
+    return Campaign.objects.filter(store=store).select_related("segment").order_by("-created_at", "-pk")
+
+
+def store_campaign(store: Store, campaign_id: int) -> Campaign | None:
+    """One campaign as the store may see it; HQ's and another store's are None (404)."""
+    return Campaign.objects.select_related("segment", "store").filter(pk=campaign_id, store=store).first()
+
+
+def store_segment(store: Store, segment_id: int) -> Segment | None:
+    """One segment as the store may see it; HQ's and another store's are None (404)."""
+    return (
+        Segment.objects.select_related("product", "category", "home_store").filter(pk=segment_id, store=store).first()
+    )

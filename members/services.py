@@ -698,6 +698,10 @@ def member_data(member: Member) -> dict:
             {"due_on": f.due_on.isoformat(), "kind": f.kind, "product": f.product.name, "outcome": f.outcome}
             for f in member.follow_ups.select_related("product").order_by("due_on", "pk")
         ],
+        "marketing_messages": [
+            {"at": m.at.isoformat(), "campaign": m.campaign.name, "channel": m.channel, "result": m.status}
+            for m in member.campaign_messages.select_related("campaign").order_by("at", "pk")
+        ],
     }
 
 

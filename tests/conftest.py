@@ -83,11 +83,13 @@ def admin_client(db, admin_user):
 def _fresh_cached_rules():
     """Rules cached across requests (HQ's checkout and points settings) must not leak from one test's database
     to the next."""
-    from members.selectors import forget_loyalty_settings
+    from members.selectors import forget_campaign_settings, forget_loyalty_settings
     from orders.selectors import forget_mall_settings
 
     forget_mall_settings()
     forget_loyalty_settings()
+    forget_campaign_settings()
     yield
     forget_mall_settings()
     forget_loyalty_settings()
+    forget_campaign_settings()

@@ -5,6 +5,7 @@ from decimal import Decimal
 
 import factory
 from django.contrib.auth import get_user_model
+from django.utils import timezone
 
 from inventory.models import SKU, Category, Product, Stock
 from stores.models import OpeningHours, Staff, Store
@@ -104,3 +105,49 @@ class MemberFactory(factory.django.DjangoModelFactory):
     openid = factory.Sequence(lambda n: f"openid-{n:06d}")
     nickname = factory.Sequence(lambda n: f"会员{n}")
     phone = factory.Sequence(lambda n: f"+86139{n:08d}")
+
+
+class PurchaseFactory(factory.django.DjangoModelFactory):
+    """A purchase as members records it; tests of tiers and segments use it with `purchased_at` set."""
+
+    class Meta:
+        model = "members.Purchase"
+
+    member = factory.SubFactory(MemberFactory)
+    store = factory.SubFactory(StoreFactory)
+    channel = "pos"
+    reference = factory.Sequence(lambda n: f"POS-{n:06d}")
+    amount_fen = 10000
+    purchased_at = factory.LazyFunction(timezone.now)
+
+
+class PurchaseLineFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = "members.PurchaseLine"
+
+    purchase = factory.SubFactory(PurchaseFactory)
+    product = factory.SubFactory(ProductFactory)
+    quantity = 1
+    amount_fen = 10000
+
+
+class SegmentFactory(factory.django.DjangoModelFactory):
+    """HQ's segment of every member, unless filters are given."""
+
+    class Meta:
+        model = "members.Segment"
+
+    name = factory.Sequence(lambda n: f"分群{n}")
+
+
+class CampaignFactory(factory.django.DjangoModelFactory):
+    """A draft SMS campaign to a segment (HQ's when the segment is)."""
+
+    class Meta:
+        model = "members.Campaign"
+
+    name = factory.Sequence(lambda n: f"活动{n}")
+    segment = factory.SubFactory(SegmentFactory)
+    store = factory.LazyAttribute(lambda campaign: campaign.segment.store)
+    channel = "sms"
+    body = "本周末奶粉满300减30，到店出示会员卡即可。"
