@@ -167,18 +167,22 @@ def create_segment(*, staff: Staff | None = None, user: AbstractBaseUser | None 
     return Segment.objects.create(**clean_segment(staff=staff, **fields), created_by=user)
 
 
+def check_segment_editable(segment: Segment) -> None:
+    """A segment decides its campaigns' recipients: it cannot change while one of them is queued or sending."""
+    if segment.campaigns.filter(status__in=[Campaign.Status.QUEUED, Campaign.Status.SENDING]).exists():
+        raise Conflict(_("A campaign to this segment is being sent; change it afterwards."), code="segment_in_use")
+
+
 @transaction.atomic
 def update_segment(*, segment: Segment, staff: Staff | None = None, **fields: Any) -> Segment:
-    """Change a segment's filters; refused while one of its campaigns is queued or sending, whose
-    recipients it decides."""
+    """Change a segment's filters (checked by `clean_segment`); refused while one of its campaigns is
+    queued or sending (`check_segment_editable`)."""
     locked = Segment.objects.select_for_update().get(pk=segment.pk)
     _refuse_foreign(locked.store_id, staff, what="segment")
     if staff is None and locked.store_id is not None:
         # HQ edits a store's segment as that store's: it keeps reaching the store's members only.
         fields["home_store"] = locked.store
-    busy = locked.campaigns.filter(status__in=[Campaign.Status.QUEUED, Campaign.Status.SENDING]).exists()
-    if busy:
-        raise Conflict(_("A campaign to this segment is being sent; change it afterwards."), code="segment_in_use")
+    check_segment_editable(locked)
     cleaned = clean_segment(staff=staff, **fields)
     cleaned["store"] = locked.store
     for field, value in cleaned.items():

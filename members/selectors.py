@@ -103,3 +103,17 @@ def store_segment(store: Store, segment_id: int) -> Segment | None:
     return (
         Segment.objects.select_related("product", "category", "home_store").filter(pk=segment_id, store=store).first()
     )
+
+
+def campaign_progress(campaign: Campaign) -> dict:
+    """A campaign's progress for a bar: counts and each part's share of the whole (percent)."""
+    whole = max(campaign.total, campaign.handled, 1)
+    parts = {"sent": campaign.sent, "skipped": campaign.skipped, "failed": campaign.failed}
+    return {
+        **parts,
+        "total": campaign.total,
+        "handled": campaign.handled,
+        "widths": {name: f"{count * 100 / whole:.1f}" for name, count in parts.items()},
+        "percent": min(campaign.handled * 100 // whole, 100),
+        "in_progress": campaign.status in (Campaign.Status.QUEUED, Campaign.Status.SENDING),
+    }

@@ -711,3 +711,264 @@ def test_a_member_s_data_download_lists_the_marketing_messages_sent_to_them():
     assert [(m["campaign"], m["channel"], m["result"]) for m in member_data(fan)["marketing_messages"]] == [
         (campaign.name, "sms", "sent")
     ]
+
+
+# --- the store manager's console -------------------------------------------------------------------
+
+
+@pytest.fixture
+def manager_console(client, ws_manager):
+    client.force_login(ws_manager.user)
+    return client
+
+
+def _console_form(**fields) -> dict:
+    return {"name": "老客回访", "channel": "sms", "body": "本周末会员日，奶粉满300减30。", **fields}
+
+
+def test_a_manager_makes_a_campaign_for_their_store_sees_the_count_and_sends_it(
+    manager_console, ws, gd, django_capture_on_commit_callbacks
+):
+    # Given loyal members of the store (two agreed to messages) and a loyal member of another store
+    own = [_fan(home_store=ws, home_store_source="store_qr", tier="loyal") for _ in range(2)]
+    MemberFactory(home_store=ws, home_store_source="store_qr", tier="loyal")
+    _fan(home_store=gd, home_store_source="store_qr", tier="loyal")
+    assert manager_console.get("/console/campaigns/").status_code == 200
+    assert manager_console.get("/console/campaigns/new/").status_code == 200
+
+    # When the manager saves a campaign to loyal members
+    saved = manager_console.post("/console/campaigns/new/", _console_form(tiers=["loyal"]))
+
+    # Then a draft shows how many members it reaches, all of their own store
+    campaign = Campaign.objects.get()
+    assert saved.status_code == 302 and saved["Location"] == f"/console/campaigns/{campaign.pk}/"
+    assert (campaign.store, campaign.segment.store, campaign.segment.tiers) == (ws, ws, ["loyal"])
+    page = manager_console.get(saved["Location"])
+    assert page.context["reach"] == {"members": 3, "consenting": 2, "reachable": 2}
+    assert 'id="send-campaign"' in page.content.decode()
+
+    # When they send it
+    with django_capture_on_commit_callbacks(execute=True):
+        sent = manager_console.post(f"/console/campaigns/{campaign.pk}/send/")
+
+    # Then only their own consenting members were messaged, and the page shows the progress
+    assert sent.status_code == 302
+    assert sorted(_texted()) == sorted(member.phone for member in own)
+    campaign.refresh_from_db()
+    assert (campaign.status, campaign.sent, campaign.skipped_no_consent) == ("done", 2, 1)
+    listing = manager_console.get("/console/campaigns/")
+    assert [row[1]["sent"] for row in listing.context["rows"]] == [2]
+    fragment = manager_console.get(f"/console/campaigns/{campaign.pk}/", HTTP_HX_REQUEST="true")
+    assert b'class="progress"' in fragment.content and b"<html" not in fragment.content
+
+
+def test_bad_input_in_the_console_shows_field_errors_and_writes_nothing(manager_console):
+    response = manager_console.post(
+        "/console/campaigns/new/", _console_form(product="NO-SUCH-CODE", bought_within_days="0", channel="fax")
+    )
+
+    assert response.status_code == 400
+    assert set(response.context["form"].errors) == {"product", "bought_within_days", "channel"}
+    assert not Segment.objects.exists() and not Campaign.objects.exists()
+    # The service's own checks show at their fields too, once the form's are met
+    response = manager_console.post("/console/campaigns/new/", _console_form(min_points="100", max_points="10"))
+    assert response.status_code == 400
+    assert response.context["form"].errors["max_points"] == ["Must be at least the lower bound."]
+    assert b'class="notice error"' in response.content
+    assert not Segment.objects.exists() and not Campaign.objects.exists()
+
+
+def test_an_sms_text_over_two_messages_is_refused_at_its_field(manager_console):
+    response = manager_console.post("/console/campaigns/new/", _console_form(body="短" * 135))
+
+    assert response.status_code == 400
+    assert "body" in response.context["form"].errors
+    assert not Campaign.objects.exists()
+
+
+def test_a_manager_cannot_see_or_send_another_store_s_or_hq_s_campaign_or_segment(manager_console, gd):
+    # Given a campaign of another store and one of HQ
+    gd_manager = StaffFactory(store=gd, role=MANAGER)
+    foreign_segment = create_segment(staff=gd_manager, name="古墩")
+    foreign = create_campaign(segment=foreign_segment, staff=gd_manager, name="古墩活动", channel="sms", body="x")
+    hq = create_campaign(segment=SegmentFactory(), name="总部活动", channel="sms", body="x")
+
+    # Then every page and action of theirs is a 404, and nothing moves
+    for campaign in (foreign, hq):
+        assert manager_console.get(f"/console/campaigns/{campaign.pk}/").status_code == 404
+        assert manager_console.post(f"/console/campaigns/{campaign.pk}/send/").status_code == 404
+        assert manager_console.post(f"/console/campaigns/{campaign.pk}/cancel/").status_code == 404
+    for segment in (foreign_segment, hq.segment):
+        assert manager_console.get(f"/console/campaigns/segments/{segment.pk}/new/").status_code == 404
+        assert (
+            manager_console.post(f"/console/campaigns/segments/{segment.pk}/new/", _console_form()).status_code == 404
+        )
+    assert set(Campaign.objects.values_list("status", flat=True)) == {"draft"}
+    assert Campaign.objects.count() == 2
+    assert manager_console.get("/console/campaigns/").context["rows"] == []
+
+
+def test_the_services_refuse_a_manager_another_store_s_campaign_as_not_found(ws_manager, gd):
+    foreign = create_campaign(
+        segment=create_segment(staff=StaffFactory(store=gd, role=MANAGER), name="古墩"),
+        name="古墩活动",
+        channel="sms",
+        body="x",
+    )
+
+    for move in (queue_campaign, cancel_campaign):
+        with pytest.raises(ApplicationError) as refused:
+            move(campaign_id=foreign.pk, staff=ws_manager)
+        assert refused.value.status == 404
+    with pytest.raises(ApplicationError) as refused:
+        create_campaign(segment=foreign.segment, staff=ws_manager, name="借用", channel="sms", body="x")
+    assert refused.value.status == 404
+
+
+def test_a_manager_sends_another_message_to_one_of_their_segments(manager_console, ws, ws_manager):
+    segment = create_segment(staff=ws_manager, name="老客")
+
+    response = manager_console.post(f"/console/campaigns/segments/{segment.pk}/new/", _console_form(name="第二波"))
+
+    campaign = Campaign.objects.get()
+    assert response.status_code == 302
+    assert (campaign.segment, campaign.name, Segment.objects.count()) == (segment, "第二波", 1)
+
+
+@pytest.mark.parametrize("role", ["clerk", "guide"])
+def test_clerks_and_guides_cannot_open_the_campaigns_page_nor_see_its_tab(client, ws, role):
+    staff = StaffFactory(store=ws, role=role)
+    client.force_login(staff.user)
+
+    for url in ("/console/campaigns/", "/console/campaigns/new/"):
+        assert client.get(url).status_code == 403
+    assert client.post("/console/campaigns/new/", _console_form()).status_code == 403
+    assert not Segment.objects.exists()
+    assert b'id="tab-campaigns"' not in client.get("/console/calls/").content
+
+
+def test_the_manager_sees_the_campaigns_tab(manager_console):
+    assert b'id="tab-campaigns"' in manager_console.get("/console/calls/").content
+
+
+def test_a_cancelled_campaign_in_the_console_sends_nothing(manager_console, ws, ws_manager):
+    _fan(home_store=ws, home_store_source="store_qr")
+    campaign = create_campaign(
+        segment=create_segment(staff=ws_manager, name="老客"), staff=ws_manager, name="取消", channel="sms", body="x"
+    )
+
+    manager_console.post(f"/console/campaigns/{campaign.pk}/cancel/", follow=True)
+    refused = manager_console.post(f"/console/campaigns/{campaign.pk}/send/", follow=True)
+
+    campaign.refresh_from_db()
+    assert campaign.status == "cancelled"
+    assert [m.level_tag for m in refused.context["messages"]] == ["error"]
+    assert _texted() == []
+
+
+# --- HQ's admin ----------------------------------------------------------------------------------------
+
+
+def test_hq_defines_a_segment_in_the_admin_and_sees_its_count_and_a_few_members(admin_client, ws):
+    fan = _fan(home_store=ws, home_store_source="store_qr", tier="loyal", nickname="陈女士")
+    _fan(tier="ordinary")
+
+    response = admin_client.post(
+        "/admin/members/segment/add/", {"name": "忠诚会员", "tiers": ["loyal", "advocate"], "home_store": ws.pk}
+    )
+
+    segment = Segment.objects.get()
+    assert response.status_code == 302
+    assert (segment.tiers, segment.home_store, segment.store) == (["loyal", "advocate"], ws, None)
+    page = admin_client.get(f"/admin/members/segment/{segment.pk}/change/").content.decode()
+    assert "1 · agreed to marketing messages: 1 · reachable: 1" in page
+    assert "陈女士" in page and f"/admin/members/member/{fan.pk}/change/" in page
+
+
+def test_a_bad_segment_in_the_admin_is_a_form_error_and_nothing_is_written(admin_client):
+    response = admin_client.post(
+        "/admin/members/segment/add/", {"name": "坏", "bought_within_days": "10", "not_bought_for_days": "30"}
+    )
+
+    assert response.status_code == 200
+    assert "bought_within_days" in response.context["adminform"].form.errors
+    assert not Segment.objects.exists()
+
+
+def test_hq_creates_a_campaign_in_the_admin_sends_it_and_sees_its_progress(
+    admin_client, django_capture_on_commit_callbacks
+):
+    fans = [_fan() for _ in range(3)]
+    MemberFactory(marketing_consent=False)
+    segment = SegmentFactory()
+
+    created = admin_client.post(
+        "/admin/members/campaign/add/", {"segment": segment.pk, "name": "会员日", "channel": "sms", "body": "满300减30"}
+    )
+    campaign = Campaign.objects.get()
+    assert created.status_code == 302
+    assert (campaign.status, campaign.store, campaign.body) == ("draft", None, "满300减30")
+    assert 'id="send-campaign"' in admin_client.get(f"/admin/members/campaign/{campaign.pk}/change/").content.decode()
+
+    with django_capture_on_commit_callbacks(execute=True):
+        sent = admin_client.post(f"/admin/members/campaign/{campaign.pk}/send/")
+
+    assert sent.status_code == 302
+    assert sorted(_texted()) == sorted(f.phone for f in fans)
+    page = admin_client.get(f"/admin/members/campaign/{campaign.pk}/change/").content.decode()
+    assert "sent 3 · skipped 1 · failed 0 · 4/4" in page
+    assert "http-equiv" not in page  # done: no more refreshing
+    listing = admin_client.get("/admin/members/campaign/").content.decode()
+    assert "sent 3 · skipped 1" in listing
+
+
+def test_the_admin_page_of_a_sending_campaign_refreshes_itself(admin_client):
+    campaign = CampaignFactory(status="sending", total=10, sent=4)
+
+    page = admin_client.get(f"/admin/members/campaign/{campaign.pk}/change/").content.decode()
+
+    assert 'http-equiv="refresh"' in page
+    assert 'http-equiv="refresh"' in admin_client.get("/admin/members/campaign/").content.decode()
+
+
+def test_the_admin_actions_queue_and_cancel_campaigns_and_report_refusals(admin_client):
+    _fan()
+    ready, empty = CampaignFactory(), CampaignFactory(segment=SegmentFactory(tiers=["advocate"]))
+
+    response = admin_client.post(
+        "/admin/members/campaign/",
+        {"action": "queue_campaign_action", "_selected_action": [ready.pk, empty.pk]},
+        follow=True,
+    )
+
+    levels = sorted(m.level_tag for m in response.context["messages"])
+    assert levels == ["error", "success"]
+    ready.refresh_from_db()
+    empty.refresh_from_db()
+    assert (ready.status, empty.status) == ("queued", "draft")
+    admin_client.post("/admin/members/campaign/", {"action": "cancel_campaign_action", "_selected_action": [ready.pk]})
+    ready.refresh_from_db()
+    assert ready.status == "cancelled"
+
+
+def test_hq_s_frequency_cap_applies_as_soon_as_it_is_saved(admin_client):
+    from members.selectors import campaign_settings
+
+    assert campaign_settings().max_messages == 2
+    response = admin_client.post("/admin/members/campaignsettings/1/change/", {"max_messages": 1, "per_days": 14})
+
+    assert response.status_code == 302
+    assert (campaign_settings().max_messages, campaign_settings().per_days) == (1, 14)
+
+
+def test_the_console_offers_wechat_only_when_it_can_send(manager_console, settings, monkeypatch):
+    settings.WECHAT_APP_ID = ""
+    form = manager_console.get("/console/campaigns/new/").context["form"]
+    assert [value for value, _l in form.fields["channel"].choices] == ["sms"]
+    assert "title" not in form.fields
+
+    monkeypatch.setattr("members.messaging.official_account", FakeOfficialAccount)
+    settings.WECHAT_TEMPLATES = {**settings.WECHAT_TEMPLATES, "campaign": "TPL-CAMPAIGN"}
+    form = manager_console.get("/console/campaigns/new/").context["form"]
+    assert [value for value, _l in form.fields["channel"].choices] == ["wechat", "sms"]
+    assert {"title", "link"} <= set(form.fields)
