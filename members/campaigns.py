@@ -40,6 +40,7 @@ from stores.models import Staff, Store
 logger = logging.getLogger(__name__)
 
 MAX_DAYS = 3650
+MAX_POINTS = 100_000_000  # well inside the database's integer
 SMS_MAX_PARTS = 2
 SMS_MAX_CHARS = SMS_MAX_PARTS * SMS_PART_CHARS  # 134: two billed messages at most
 WECHAT_MAX_CHARS = 200
@@ -72,9 +73,11 @@ def _owner_store(staff: Staff | None) -> Store | None:
 
 
 def _refuse_foreign(owner_id: int | None, staff: Staff | None, *, what: str) -> None:
-    """A manager acting on anything but their own store's object is told it does not exist."""
+    """A manager acting on anything but their own store's segment or campaign is told it does not exist."""
     if staff is not None and (_owner_store(staff).pk != owner_id):
-        raise NotFound(_("No such %(what)s.") % {"what": what}, code=f"{what}_not_found")
+        if what == "campaign":
+            raise NotFound(_("No such campaign."), code="campaign_not_found")
+        raise NotFound(_("No such segment."), code="segment_not_found")
 
 
 # --- segments -----------------------------------------------------------------------------------
@@ -92,8 +95,10 @@ def _days(value: Any, field: str, errors: dict[str, list[str]]) -> int | None:
 def _points(value: Any, field: str, errors: dict[str, list[str]]) -> int | None:
     if value in (None, ""):
         return None
-    if isinstance(value, bool) or not isinstance(value, int):
-        errors.setdefault(field, []).append(_("A whole number of points."))
+    if isinstance(value, bool) or not isinstance(value, int) or abs(value) > MAX_POINTS:
+        errors.setdefault(field, []).append(
+            _("A whole number of points between -%(max)d and %(max)d.") % {"max": MAX_POINTS}
+        )
         return None
     return value
 
@@ -113,9 +118,9 @@ def clean_segment(
 ) -> dict[str, Any]:
     """A segment's fields checked and normalised, or `invalid_segment` with every field's problems.
 
-    Tiers must be known tiers; day counts 1 to 3650; points at least ≤ points at most; "bought
-    within" longer than "not bought for" (else nobody could match). A manager's segment is their
-    store's: another home store is refused, and the home store is set to theirs.
+    Tiers must be known tiers; day counts 1 to 3650; points within ±100,000,000, at least ≤ at
+    most; "bought within" longer than "not bought for" (else nobody could match). A manager's
+    segment is their store's: another home store is refused, and the home store is set to theirs.
     """
     owner = _owner_store(staff)
     errors: dict[str, list[str]] = {}

@@ -4,6 +4,8 @@ import time
 from datetime import timedelta
 
 import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -304,6 +306,7 @@ def test_a_clerk_cannot_define_segments(ws):
         ({"bought_within_days": 30, "not_bought_for_days": 30}, "bought_within_days"),
         ({"min_points": 100, "max_points": 10}, "max_points"),
         ({"min_points": "many"}, "min_points"),
+        ({"max_points": 10**12}, "max_points"),  # beyond the database's integer
     ],
 )
 def test_a_segment_with_bad_filters_is_refused_field_by_field(fields, bad):
@@ -776,6 +779,30 @@ def test_bad_input_in_the_console_shows_field_errors_and_writes_nothing(manager_
     assert response.context["form"].errors["max_points"] == ["Must be at least the lower bound."]
     assert b'class="notice error"' in response.content
     assert not Segment.objects.exists() and not Campaign.objects.exists()
+
+
+def test_points_beyond_the_database_s_integer_are_a_form_error_not_a_server_error(manager_console):
+    response = manager_console.post("/console/campaigns/new/", _console_form(min_points="99999999999"))
+
+    assert response.status_code == 400
+    assert "min_points" in response.context["form"].errors
+    assert not Segment.objects.exists()
+
+
+def test_the_campaign_list_costs_the_same_queries_for_one_campaign_or_many(
+    manager_console, ws_manager, django_assert_max_num_queries
+):
+    segment = create_segment(staff=ws_manager, name="老客")
+    create_campaign(segment=segment, staff=ws_manager, name="一", channel="sms", body="x")
+    with CaptureQueriesContext(connection) as one:
+        manager_console.get("/console/campaigns/")
+    for n in range(5):
+        CampaignFactory(segment=segment, status="sending", total=10, sent=n)
+
+    with django_assert_max_num_queries(len(one)):
+        response = manager_console.get("/console/campaigns/")
+
+    assert len(response.context["rows"]) == 6
 
 
 def test_an_sms_text_over_two_messages_is_refused_at_its_field(manager_console):
