@@ -999,3 +999,17 @@ def test_the_console_offers_wechat_only_when_it_can_send(manager_console, settin
     form = manager_console.get("/console/campaigns/new/").context["form"]
     assert [value for value, _l in form.fields["channel"].choices] == ["wechat", "sms"]
     assert {"title", "link"} <= set(form.fields)
+
+
+def test_console_form_errors_come_in_the_manager_s_language(ws_manager):
+    from django.test import Client
+
+    chinese = Client(HTTP_ACCEPT_LANGUAGE="zh-hans")
+    chinese.force_login(ws_manager.user)
+
+    response = chinese.post("/console/campaigns/new/", _console_form(min_points="100", max_points="10"))
+
+    assert response.status_code == 400
+    assert response.context["form"].errors["max_points"] == ["不能小于下限。"]
+    assert "营销" in response.content.decode()
+    assert not Segment.objects.exists()
