@@ -15,7 +15,7 @@ fixed seed: the same on every machine and independent of what already exists.
 
 import random
 from dataclasses import dataclass
-from datetime import time
+from datetime import time, timedelta
 from decimal import Decimal
 from typing import NamedTuple
 
@@ -23,11 +23,12 @@ from django.contrib.auth import get_user_model
 from django.contrib.auth.hashers import make_password
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import models, transaction
+from django.utils import timezone
 
 from inventory.models import SKU, Category, Product, Stock, StockMove
 from inventory.services import adjust_stock_count, receive_stock
-from members.models import Member
-from members.services import bind_phone, set_home_store_once
+from members.models import Member, Purchase
+from members.services import bind_phone, record_purchase, set_home_store_once, set_marketing_consent
 from o2o.phone import normalize_cn_mobile
 from orders.dispatch import dispatch_order
 from orders.models import Order
@@ -767,6 +768,8 @@ def _counts() -> dict[str, int]:
         "stock rows": Stock.objects.all(),
         "stock moves": StockMove.objects.all(),
         "orders": Order.objects.all(),
+        "members": Member.objects.all(),
+        "purchases": Purchase.objects.all(),
     }
     return {name: queryset.count() for name, queryset in counted.items()}
 
@@ -918,6 +921,7 @@ def load_demo() -> DemoSummary:
     catalog = _ensure_catalog()
     _ensure_opening_stock(stores, catalog, actor=hq_user)
     _ensure_demo_orders(stores, catalog)
+    _ensure_demo_members(stores, catalog)
     return DemoSummary(before=before, after=_counts())
 
 
@@ -961,3 +965,43 @@ def _ensure_demo_orders(stores: dict[str, Store], catalog: list[tuple[SKU, Categ
             is_development=True,
         )
         dispatch_order(order_id=order.pk)
+
+
+# Members of the flagship for its manager's campaigns: (nickname, agrees to marketing messages,
+# days since each till purchase). Recent buyers, lapsed ones, and one who never bought.
+DEMO_MEMBERS: tuple[tuple[str, bool, tuple[int, ...]], ...] = (
+    ("王女士", True, (3, 40, 95)),
+    ("李先生", True, (12,)),
+    ("张妈妈", True, (65, 120)),
+    ("赵女士", False, (8, 30)),
+    ("刘先生", True, (150,)),
+    ("陈妈妈", True, ()),
+    ("杨女士", False, (70,)),
+    ("周先生", True, (1, 15, 33, 50, 80)),
+)
+
+
+def _ensure_demo_members(stores: dict[str, Store], catalog: list[tuple[SKU, CategorySpec]]) -> None:
+    """A few members of the flagship with till purchases at different times, most of whom agreed to
+    marketing messages, so that its manager has someone to send a campaign to. Keyed on phone."""
+    flagship = stores["HZ001"]
+    now = timezone.now()
+    for number, (nickname, consent, days_ago) in enumerate(DEMO_MEMBERS, start=1):
+        phone = f"138000002{number:02d}"
+        if Member.objects.filter(phone=normalize_cn_mobile(phone)).exists():
+            continue
+        member = bind_phone(member=Member.objects.create(nickname=nickname, openid=f"demo-{phone}"), phone=phone)
+        set_home_store_once(member=member, store=flagship, source=Member.HomeStoreSource.STORE_QR)
+        if consent:
+            set_marketing_consent(member=member, consent=True)
+        for visit, ago in enumerate(days_ago, start=1):
+            sku = catalog[(number * 7 + visit * 3) % len(catalog)][0]
+            record_purchase(
+                member=member,
+                store=flagship,
+                channel=Purchase.Channel.POS,
+                reference=f"DEMO-POS-{number:02d}{visit:02d}",
+                amount_fen=sku.price_fen * 2,
+                purchased_at=now - timedelta(days=ago),
+                lines=[(sku.product_id, 2, sku.price_fen * 2)],
+            )

@@ -1,12 +1,14 @@
-"""Members: one membership for online and offline. Identity, phone, home store, and purchases by store."""
+"""Members: one membership for online and offline. Identity, phone, home store, purchases by store,
+points, tiers, follow-up calls, and the segments and campaigns of marketing messages."""
 
 from django.conf import settings
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
-from django.db.models import Q
+from django.db.models import F, Q
 from django.utils.translation import gettext_lazy as _
 
 from inventory.models import Category, Product
+from o2o.state_machine import StateMachine
 from stores.models import Staff, Store
 
 
@@ -139,6 +141,29 @@ class Purchase(models.Model):
 
     def __str__(self) -> str:
         return f"{self.get_channel_display()} {self.reference}"
+
+
+class PurchaseLine(models.Model):
+    """What a purchase held: a product, how many, and the money paid for them.
+
+    Members' own record of products bought (orders sit to its right), for segments by
+    product or category. Purchases recorded before lines were kept have none.
+    """
+
+    purchase = models.ForeignKey(Purchase, on_delete=models.CASCADE, related_name="lines", verbose_name=_("purchase"))
+    product = models.ForeignKey(Product, on_delete=models.PROTECT, related_name="+", verbose_name=_("product"))
+    quantity = models.PositiveIntegerField(_("quantity"), validators=[MinValueValidator(1)])
+    amount_fen = models.PositiveIntegerField(_("amount paid (fen)"))
+
+    class Meta:
+        verbose_name = _("purchase line")
+        verbose_name_plural = _("purchase lines")
+        ordering = ["purchase", "pk"]
+        constraints = [models.CheckConstraint(condition=Q(quantity__gte=1), name="purchase_line_quantity_positive")]
+        indexes = [models.Index(fields=["product", "purchase"], name="purchase_line_product")]
+
+    def __str__(self) -> str:
+        return f"{self.product_id} × {self.quantity}"
 
 
 class LoyaltySettings(models.Model):
@@ -397,3 +422,268 @@ class ReferralChange(models.Model):
 
     def __str__(self) -> str:
         return f"{self.member}: {self.reason}"
+
+
+# --- segments and campaigns -----------------------------------------------------------------------
+
+
+class Segment(models.Model):
+    """A group of members chosen by filters, evaluated when it is used (so it stays current).
+
+    HQ's segments (no owner store) may choose any home store; a store manager's segment belongs to
+    their store and only ever reaches members whose home store it is. Filters left empty do not
+    filter. Closed accounts are never in a segment.
+    """
+
+    name = models.CharField(_("name"), max_length=80)
+    store = models.ForeignKey(
+        Store,
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="segments",
+        verbose_name=_("owner store"),
+        help_text=_("Empty: HQ's segment. A store's segment reaches only the members of that store."),
+    )
+    tiers = models.JSONField(_("tiers"), default=list, blank=True, help_text=_("Empty: every tier."))
+    home_store = models.ForeignKey(
+        Store, null=True, blank=True, on_delete=models.PROTECT, related_name="+", verbose_name=_("home store")
+    )
+    bought_within_days = models.PositiveIntegerField(
+        _("bought within the last (days)"),
+        null=True,
+        blank=True,
+        validators=[MinValueValidator(1)],
+        help_text=_("Recent buyers: their last purchase is at most this many days old."),
+    )
+    not_bought_for_days = models.PositiveIntegerField(
+        _("has not bought for (days)"),
+        null=True,
+        blank=True,
+        validators=[MinValueValidator(1)],
+        help_text=_("Lapsed buyers: they have bought, but not within this many days."),
+    )
+    product = models.ForeignKey(
+        Product, null=True, blank=True, on_delete=models.PROTECT, related_name="+", verbose_name=_("bought product")
+    )
+    category = models.ForeignKey(
+        Category,
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="+",
+        verbose_name=_("bought in category"),
+        help_text=_("Includes its subcategories."),
+    )
+    min_points = models.IntegerField(_("points at least"), null=True, blank=True)
+    max_points = models.IntegerField(_("points at most"), null=True, blank=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+        verbose_name=_("created by"),
+    )
+    created_at = models.DateTimeField(_("created at"), auto_now_add=True)
+
+    class Meta:
+        verbose_name = _("segment")
+        verbose_name_plural = _("segments")
+        ordering = ["-created_at", "-pk"]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(min_points__isnull=True) | Q(max_points__isnull=True) | Q(min_points__lte=F("max_points")),
+                name="segment_points_range",
+            ),
+            models.CheckConstraint(
+                condition=Q(bought_within_days__isnull=True) | Q(bought_within_days__gte=1),
+                name="segment_bought_within_positive",
+            ),
+            models.CheckConstraint(
+                condition=Q(not_bought_for_days__isnull=True) | Q(not_bought_for_days__gte=1),
+                name="segment_not_bought_for_positive",
+            ),
+            # A store's segment never names another store's members.
+            models.CheckConstraint(
+                condition=Q(store__isnull=True) | Q(home_store=F("store")), name="segment_store_owns_its_home_store"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class CampaignSettings(models.Model):
+    """HQ's limits on marketing messages; one row (pk 1), read with `members.selectors.campaign_settings()`."""
+
+    max_messages = models.PositiveIntegerField(
+        _("at most this many marketing messages per member"), default=2, validators=[MinValueValidator(1)]
+    )
+    per_days = models.PositiveIntegerField(
+        _("within this many days"), default=7, validators=[MinValueValidator(1), MaxValueValidator(365)]
+    )
+
+    class Meta:
+        verbose_name = _("campaign settings")
+        verbose_name_plural = _("campaign settings")
+        constraints = [models.CheckConstraint(condition=Q(pk=1), name="campaign_settings_single_row")]
+
+    def __str__(self) -> str:
+        return str(self._meta.verbose_name)
+
+
+class Campaign(models.Model):
+    """A message sent to a segment's members by WeChat template message or SMS.
+
+    draft → queued → sending → done; a campaign not done can be cancelled. Counters say how
+    many of its members were sent to, failed, or skipped and why; `total` is the segment's size
+    when it was queued, and at the end the number of members it went through.
+    """
+
+    class Channel(models.TextChoices):
+        WECHAT = "wechat", _("WeChat template message")
+        SMS = "sms", _("Text message (SMS)")
+
+    class Status(models.TextChoices):
+        DRAFT = "draft", _("Draft")
+        QUEUED = "queued", _("Queued")
+        SENDING = "sending", _("Sending")
+        DONE = "done", _("Done")
+        CANCELLED = "cancelled", _("Cancelled")
+
+    MACHINE = StateMachine(
+        {
+            Status.DRAFT: {Status.QUEUED, Status.CANCELLED},
+            Status.QUEUED: {Status.SENDING, Status.CANCELLED},
+            Status.SENDING: {Status.DONE, Status.CANCELLED},
+        }
+    )
+
+    name = models.CharField(_("name"), max_length=80)
+    segment = models.ForeignKey(Segment, on_delete=models.PROTECT, related_name="campaigns", verbose_name=_("segment"))
+    store = models.ForeignKey(
+        Store,
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="campaigns",
+        verbose_name=_("owner store"),
+        help_text=_("Empty: HQ's campaign."),
+    )
+    channel = models.CharField(_("channel"), max_length=10, choices=Channel.choices)
+    title = models.CharField(_("title"), max_length=40, blank=True, help_text=_("WeChat: the message's first line."))
+    body = models.CharField(_("text"), max_length=200)
+    link = models.URLField(_("link"), max_length=500, blank=True, help_text=_("WeChat: the page the message opens."))
+    wechat_template_id = models.CharField(_("WeChat template"), max_length=64, blank=True, editable=False)
+    status = models.CharField(_("status"), max_length=10, choices=Status.choices, default=Status.DRAFT)
+    total = models.PositiveIntegerField(_("members"), default=0)
+    sent = models.PositiveIntegerField(_("sent"), default=0)
+    failed = models.PositiveIntegerField(_("failed"), default=0)
+    skipped_no_consent = models.PositiveIntegerField(_("skipped: no consent"), default=0)
+    skipped_capped = models.PositiveIntegerField(_("skipped: frequency cap"), default=0)
+    skipped_no_address = models.PositiveIntegerField(_("skipped: no number or WeChat"), default=0)
+    skipped_closed = models.PositiveIntegerField(_("skipped: account closed"), default=0)
+    # Members are sent to in primary-key order; this is the last one handled.
+    last_member_id = models.BigIntegerField(default=0, editable=False)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+        verbose_name=_("created by"),
+    )
+    created_at = models.DateTimeField(_("created at"), auto_now_add=True)
+    queued_at = models.DateTimeField(_("queued at"), null=True, blank=True)
+    started_at = models.DateTimeField(_("started at"), null=True, blank=True)
+    finished_at = models.DateTimeField(_("finished at"), null=True, blank=True)
+
+    class Meta:
+        verbose_name = _("campaign")
+        verbose_name_plural = _("campaigns")
+        ordering = ["-created_at", "-pk"]
+        indexes = [models.Index(fields=["store", "-created_at"], name="campaign_store_latest")]
+
+    def __str__(self) -> str:
+        return self.name
+
+    @property
+    def skipped(self) -> int:
+        return self.skipped_no_consent + self.skipped_capped + self.skipped_no_address + self.skipped_closed
+
+    @property
+    def handled(self) -> int:
+        return self.sent + self.failed + self.skipped
+
+
+class CampaignEvent(models.Model):
+    """Every status change of a campaign: who, when, from, to, why (append-only)."""
+
+    campaign = models.ForeignKey(Campaign, on_delete=models.CASCADE, related_name="events", verbose_name=_("campaign"))
+    from_status = models.CharField(_("from"), max_length=10, choices=Campaign.Status.choices)
+    to_status = models.CharField(_("to"), max_length=10, choices=Campaign.Status.choices)
+    actor = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+        verbose_name=_("by"),
+    )
+    reason = models.CharField(_("reason"), max_length=255, blank=True)
+    created_at = models.DateTimeField(_("at"))
+
+    class Meta:
+        verbose_name = _("campaign event")
+        verbose_name_plural = _("campaign events")
+        ordering = ["created_at", "pk"]
+
+    def __str__(self) -> str:
+        return f"{self.from_status} → {self.to_status}"
+
+
+class CampaignMessage(models.Model):
+    """The send log: what became of one campaign's message to one member.
+
+    One row per (campaign, member), written before the provider is called, so a campaign run
+    twice never messages anyone twice. `pending` means the provider is being called; pending and
+    sent messages count against HQ's frequency cap.
+    """
+
+    class Status(models.TextChoices):
+        PENDING = "pending", _("Being sent")
+        SENT = "sent", _("Sent")
+        FAILED = "failed", _("Failed")
+        SKIPPED_NO_CONSENT = "skipped_no_consent", _("Skipped: no marketing consent")
+        SKIPPED_CAPPED = "skipped_capped", _("Skipped: frequency cap")
+        SKIPPED_NO_ADDRESS = "skipped_no_address", _("Skipped: no number or WeChat")
+        SKIPPED_CLOSED = "skipped_closed", _("Skipped: account closed")
+
+    campaign = models.ForeignKey(
+        Campaign, on_delete=models.PROTECT, related_name="messages", verbose_name=_("campaign")
+    )
+    member = models.ForeignKey(
+        Member, on_delete=models.PROTECT, related_name="campaign_messages", verbose_name=_("member")
+    )
+    channel = models.CharField(_("channel"), max_length=10, choices=Campaign.Channel.choices)
+    status = models.CharField(_("result"), max_length=20, choices=Status.choices)
+    provider_message_id = models.CharField(_("provider's message id"), max_length=64, blank=True)
+    error = models.CharField(_("error"), max_length=255, blank=True)
+    at = models.DateTimeField(_("at"))
+
+    class Meta:
+        verbose_name = _("campaign message")
+        verbose_name_plural = _("campaign messages")
+        ordering = ["-at", "-pk"]
+        constraints = [
+            models.UniqueConstraint(fields=["campaign", "member"], name="campaign_message_once_per_member"),
+        ]
+        indexes = [
+            # The frequency cap: a member's recent pending and sent messages.
+            models.Index(fields=["member", "status", "at"], name="campaign_message_member_recent"),
+            models.Index(fields=["campaign", "status"], name="campaign_message_by_status"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.campaign_id}/{self.member_id} {self.status}"

@@ -1,4 +1,5 @@
-"""Reads of members: where a member buys, HQ's points rules, the points ledger."""
+"""Reads of members: where a member buys, HQ's points and campaign rules, the points ledger, calls,
+and campaigns as a store may see them."""
 
 from dataclasses import dataclass
 from datetime import date, datetime
@@ -7,7 +8,18 @@ from django.db.models import Count, Q, QuerySet, Sum
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
-from members.models import FollowUp, LoyaltySettings, Member, PointsEntry, Purchase, Tier, TierChange
+from members.models import (
+    Campaign,
+    CampaignSettings,
+    FollowUp,
+    LoyaltySettings,
+    Member,
+    PointsEntry,
+    Purchase,
+    Segment,
+    Tier,
+    TierChange,
+)
 from o2o.single_row import forget_settings, read_settings
 from stores.models import Store
 
@@ -30,6 +42,15 @@ def loyalty_settings() -> LoyaltySettings:
 
 def forget_loyalty_settings() -> None:
     forget_settings(LoyaltySettings)
+
+
+def campaign_settings() -> CampaignSettings:
+    """HQ's frequency cap on marketing messages (the defaults until HQ saves its own), cached."""
+    return read_settings(CampaignSettings)
+
+
+def forget_campaign_settings() -> None:
+    forget_settings(CampaignSettings)
 
 
 def points_history(member: Member) -> QuerySet[PointsEntry]:
@@ -171,3 +192,34 @@ def member_timeline(member: Member, *, limit: int = 200) -> list[TimelineEntry]:
             )
     entries.sort(key=lambda e: e.at, reverse=True)
     return entries[:limit]
+
+
+def store_campaigns(store: Store) -> QuerySet[Campaign]:
+    """A store's own campaigns, newest first, with their segments."""
+    return Campaign.objects.filter(store=store).select_related("segment").order_by("-created_at", "-pk")
+
+
+def store_campaign(store: Store, campaign_id: int) -> Campaign | None:
+    """One campaign as the store may see it; HQ's and another store's are None (404)."""
+    return Campaign.objects.select_related("segment", "store").filter(pk=campaign_id, store=store).first()
+
+
+def store_segment(store: Store, segment_id: int) -> Segment | None:
+    """One segment as the store may see it; HQ's and another store's are None (404)."""
+    return (
+        Segment.objects.select_related("product", "category", "home_store").filter(pk=segment_id, store=store).first()
+    )
+
+
+def campaign_progress(campaign: Campaign) -> dict:
+    """A campaign's progress for a bar: counts and each part's share of the whole (percent)."""
+    whole = max(campaign.total, campaign.handled, 1)
+    parts = {"sent": campaign.sent, "skipped": campaign.skipped, "failed": campaign.failed}
+    return {
+        **parts,
+        "total": campaign.total,
+        "handled": campaign.handled,
+        "widths": {name: f"{count * 100 / whole:.1f}" for name, count in parts.items()},
+        "percent": min(campaign.handled * 100 // whole, 100),
+        "in_progress": campaign.status in (Campaign.Status.QUEUED, Campaign.Status.SENDING),
+    }

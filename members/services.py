@@ -19,6 +19,7 @@ from members.models import (
     Member,
     PointsEntry,
     Purchase,
+    PurchaseLine,
     ReferralChange,
     ReferralVisit,
     Tier,
@@ -167,12 +168,22 @@ def set_home_store_once(*, member: Member, store: Store, source: str) -> bool:
     return bool(updated)
 
 
+@transaction.atomic
 def record_purchase(
-    *, member: Member, store: Store, channel: str, reference: str, amount_fen: int, purchased_at: datetime
+    *,
+    member: Member,
+    store: Store,
+    channel: str,
+    reference: str,
+    amount_fen: int,
+    purchased_at: datetime,
+    lines: Iterable[tuple[int, int, int]] = (),
 ) -> Purchase:
-    """Record that the member bought at a store (an online order completed, a POS sale).
+    """Record that the member bought at a store (an online order completed, a POS sale), with its
+    lines as (product id, quantity, amount paid in fen) when the caller knows them.
 
-    The same (channel, store, reference) is recorded once, however often it is reported.
+    The same (channel, store, reference) is recorded once, however often it is reported; its lines
+    are written with it, the first time only.
     """
     purchase, created = Purchase.objects.get_or_create(
         channel=channel,
@@ -181,6 +192,13 @@ def record_purchase(
         defaults={"member": member, "amount_fen": amount_fen, "purchased_at": purchased_at},
     )
     if created:
+        PurchaseLine.objects.bulk_create(
+            [
+                PurchaseLine(purchase=purchase, product_id=product_id, quantity=quantity, amount_fen=max(amount, 0))
+                for product_id, quantity, amount in lines
+                if quantity > 0
+            ]
+        )
         recompute_tier(member=member, reason="purchase " + purchase.reference)
         if member.referrer_id:
             # A referral who buys counts towards their referrer's advocacy.
@@ -804,6 +822,10 @@ def member_data(member: Member) -> dict:
         "follow_up_calls": [
             {"due_on": f.due_on.isoformat(), "kind": f.kind, "product": f.product.name, "outcome": f.outcome}
             for f in member.follow_ups.select_related("product").order_by("due_on", "pk")
+        ],
+        "marketing_messages": [
+            {"at": m.at.isoformat(), "campaign": m.campaign.name, "channel": m.channel, "result": m.status}
+            for m in member.campaign_messages.select_related("campaign").order_by("at", "pk")
         ],
     }
 

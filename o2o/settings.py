@@ -227,7 +227,12 @@ WECHAT_APP_SECRET = env.str("WECHAT_APP_SECRET", default="")
 WECHAT_TEMPLATES = {
     "new_order": env.str("WECHAT_TEMPLATE_NEW_ORDER", default=""),
     "order_status": env.str("WECHAT_TEMPLATE_ORDER_STATUS", default=""),
+    # Marketing campaigns: "first" is the campaign's title, keyword1 its text, keyword2 the sender.
+    "campaign": env.str("WECHAT_TEMPLATE_CAMPAIGN", default=""),
 }
+# Text messages: a dotted path to an integrations.vendors.sms.SmsBackend. The default only logs
+# them (development); production names its provider's backend.
+SMS_BACKEND = env.str("SMS_BACKEND", default="integrations.vendors.sms.LoggingSmsBackend")
 WECHAT_PAY_MCH_ID = env.str("WECHAT_PAY_MCH_ID", default="")
 WECHAT_PAY_PRIVATE_KEY = env.str("WECHAT_PAY_PRIVATE_KEY", default="", multiline=True)
 WECHAT_PAY_CERT_SERIAL_NO = env.str("WECHAT_PAY_CERT_SERIAL_NO", default="")

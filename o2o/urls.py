@@ -25,6 +25,7 @@ urlpatterns = [
     path("console/stock/", include("inventory.urls_console")),
     path("console/orders/", include("orders.urls_console")),
     path("console/calls/", include("members.urls_console")),
+    path("console/campaigns/", include("members.urls_campaigns")),
     path("api/v1/mall/", include("orders.api.urls")),
     path("api/v1/console/", include("orders.api.urls_console")),
     path("api/v1/erp/", include("integrations.api.urls")),

@@ -78,6 +78,9 @@ def _complete(order: Order, *, actor_type: str, actor_label: str, reason: str, n
     completed = transition_order(
         order=order, to=Order.Status.COMPLETED, actor_type=actor_type, actor_label=actor_label, reason=reason, now=now
     )
+    lines = list(completed.lines.select_related("sku__product"))
+    # What was paid in money for each line: its share of the items' price after points.
+    paid = [line.line_total_fen * completed.items_paid_fen // completed.items_fen for line in lines]
     record_purchase(
         member=completed.member,
         store=completed.fulfilling_store,
@@ -85,22 +88,20 @@ def _complete(order: Order, *, actor_type: str, actor_label: str, reason: str, n
         reference=completed.number,
         amount_fen=completed.total_fen,
         purchased_at=now,
+        lines=[(line.sku.product_id, line.quantity, amount) for line, amount in zip(lines, paid, strict=True)],
     )
     earn_points(
         member=completed.member,
         reference=completed.number,
-        # Points are earned on what was paid in money: each line's share of it.
-        lines=[
-            (line.sku.product.category_id, line.line_total_fen * completed.items_paid_fen // completed.items_fen)
-            for line in completed.lines.select_related("sku__product")
-        ],
+        # Points are earned on what was paid in money.
+        lines=[(line.sku.product.category_id, amount) for line, amount in zip(lines, paid, strict=True)],
         at=now,
     )
     open_follow_ups(
         member=completed.member,
         store=completed.fulfilling_store,
         reference=completed.number,
-        lines=[(line.sku.product_id, line.quantity) for line in completed.lines.select_related("sku")],
+        lines=[(line.sku.product_id, line.quantity) for line in lines],
         at=now,
     )
     publish("order.completed", order_id=completed.pk)

@@ -89,10 +89,10 @@ def _fresh_cached_rules():
     """Rules cached across requests (HQ's checkout and points settings) must not leak from one test's database
     to the next."""
     from commissions.selectors import forget_commission_settings
-    from members.selectors import forget_loyalty_settings
+    from members.selectors import forget_campaign_settings, forget_loyalty_settings
     from orders.selectors import forget_mall_settings
 
-    forgets = (forget_mall_settings, forget_loyalty_settings, forget_commission_settings)
+    forgets = (forget_mall_settings, forget_loyalty_settings, forget_commission_settings, forget_campaign_settings)
     for forget in forgets:
         forget()
     yield

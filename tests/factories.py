@@ -130,3 +130,49 @@ class ApiClientFactory(factory.django.DjangoModelFactory):
     name = factory.Sequence(lambda n: f"POS {n}")
     scopes = factory.LazyFunction(list)
     rate_limit_per_minute = 1000
+
+
+class PurchaseFactory(factory.django.DjangoModelFactory):
+    """A purchase as members records it; tests of tiers and segments use it with `purchased_at` set."""
+
+    class Meta:
+        model = "members.Purchase"
+
+    member = factory.SubFactory(MemberFactory)
+    store = factory.SubFactory(StoreFactory)
+    channel = "pos"
+    reference = factory.Sequence(lambda n: f"POS-{n:06d}")
+    amount_fen = 10000
+    purchased_at = factory.LazyFunction(timezone.now)
+
+
+class PurchaseLineFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = "members.PurchaseLine"
+
+    purchase = factory.SubFactory(PurchaseFactory)
+    product = factory.SubFactory(ProductFactory)
+    quantity = 1
+    amount_fen = 10000
+
+
+class SegmentFactory(factory.django.DjangoModelFactory):
+    """HQ's segment of every member, unless filters are given."""
+
+    class Meta:
+        model = "members.Segment"
+
+    name = factory.Sequence(lambda n: f"分群{n}")
+
+
+class CampaignFactory(factory.django.DjangoModelFactory):
+    """A draft SMS campaign to a segment (HQ's when the segment is)."""
+
+    class Meta:
+        model = "members.Campaign"
+
+    name = factory.Sequence(lambda n: f"活动{n}")
+    segment = factory.SubFactory(SegmentFactory)
+    store = factory.LazyAttribute(lambda campaign: campaign.segment.store)
+    channel = "sms"
+    body = "本周末奶粉满300减30，到店出示会员卡即可。"

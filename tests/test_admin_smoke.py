@@ -9,14 +9,16 @@ from django.contrib import admin, messages
 from django.contrib.auth.models import Group
 from django.test import RequestFactory
 from django.urls import reverse
+from django.utils import timezone
 
 from commissions.models import CategoryCommissionRate
 from commissions.selectors import commission_settings
 from integrations.services import record_api_call, rotate_api_key
 from inventory.models import Category, Stock, StockMove, StockTransfer
 from inventory.services import StockLine, receive_stock, receive_transfer, request_transfer, reserve_stock
-from members.models import CategoryPointsRate
-from members.selectors import loyalty_settings
+from members.campaigns import create_campaign, create_segment
+from members.models import CampaignMessage, CategoryPointsRate
+from members.selectors import campaign_settings, loyalty_settings
 from members.services import earn_points, open_follow_ups
 from o2o.geo import Point, wgs84_to_gcj02
 from orders.dispatch import dispatch_order, expire_overdue_assignments
@@ -85,6 +87,13 @@ def chain():
         status_code=200,
         duration_ms=4,
     )
+    # A segment and a campaign to it, with one logged message; HQ's frequency cap
+    segment = create_segment(name="文三路店会员", home_store=source, product=sku.product)
+    campaign = create_campaign(segment=segment, name="奶粉周末", channel="sms", body="飞鹤满300减30")
+    CampaignMessage.objects.create(
+        campaign=campaign, member=member, channel="sms", status="skipped_no_consent", at=timezone.now()
+    )
+    campaign_settings()
     return {"source": source, "destination": destination, "sku": sku, "transfer": transfer}
 
 

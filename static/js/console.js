@@ -45,6 +45,16 @@
     lastCount = count;
   }
 
-  document.addEventListener("DOMContentLoaded", function () { tick(); updateBadge(); setInterval(tick, 1000); });
+  // On a narrow phone the tab bar scrolls sideways: keep the open tab in sight.
+  function showActiveTab() {
+    var tabs = document.querySelector(".tabs"), active = tabs && tabs.querySelector("a.active");
+    if (active && active.offsetLeft + active.offsetWidth > tabs.clientWidth) {
+      tabs.scrollLeft = active.offsetLeft + active.offsetWidth - tabs.clientWidth;
+    }
+  }
+
+  document.addEventListener("DOMContentLoaded", function () {
+    showActiveTab(); tick(); updateBadge(); setInterval(tick, 1000);
+  });
   document.addEventListener("htmx:afterSwap", function () { tick(); updateBadge(); });
 })();

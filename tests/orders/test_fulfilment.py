@@ -1,5 +1,6 @@
 """A store fulfils the orders it accepted: pickup handover by scanning, delivery, returns, cancelling, HQ's queue."""
 
+import importlib
 from datetime import timedelta
 from decimal import Decimal
 
@@ -287,6 +288,32 @@ def test_the_handover_completes_the_order_consumes_exactly_the_reserved_stock_an
     purchase = Purchase.objects.get()
     assert (purchase.member, purchase.store, purchase.channel) == (member, store, Purchase.Channel.ONLINE)
     assert (purchase.reference, purchase.amount_fen) == (order.number, order.total_fen)
+    # Members keep what was bought, for segments by product
+    assert sorted(purchase.lines.values_list("product_id", "quantity", "amount_fen")) == sorted(
+        [(formula.product_id, 2, 2 * formula.price_fen), (milk.product_id, 3, 3 * milk.price_fen)]
+    )
+
+
+def test_purchases_completed_before_lines_were_kept_get_their_order_s_lines_from_the_backfill(
+    member, store, formula, milk, ws_clerk
+):
+    # Given a completed order whose purchase was recorded without lines
+    order = _collected(member, store, ws_clerk, {formula: 2, milk: 1})
+    purchase = Purchase.objects.get()
+    purchase.lines.all().delete()
+
+    # When the migration's backfill runs
+    from django.apps import apps
+
+    importlib.import_module("orders.migrations.0004_backfill_purchase_lines").backfill(apps, None)
+
+    # Then the purchase holds the order's lines, and running it again adds nothing
+    assert sorted(purchase.lines.values_list("product_id", "quantity")) == sorted(
+        [(formula.product_id, 2), (milk.product_id, 1)]
+    )
+    importlib.import_module("orders.migrations.0004_backfill_purchase_lines").backfill(apps, None)
+    assert purchase.lines.count() == 2
+    assert order.status == Order.Status.COMPLETED
 
 
 def test_a_handover_before_the_order_was_marked_ready_writes_both_moves(member, store, formula, ws_clerk):
