@@ -15,6 +15,7 @@ from __future__ import annotations
 import logging
 import threading
 import uuid
+from abc import ABC, abstractmethod
 from collections import deque
 from dataclasses import dataclass
 from datetime import datetime
@@ -58,15 +59,15 @@ def sms_parts(text: str) -> int:
     return -(-length // SMS_PART_CHARS)
 
 
-class SmsBackend:
-    """A provider of text messages."""
+class SmsBackend(ABC):
+    """A provider of text messages: a deployment names its class in SMS_BACKEND."""
 
+    @abstractmethod
     def send(self, *, phone: str, text: str) -> str:
         """Send `text` to `phone` (E.164, e.g. +8613800138000); return the provider's message id.
 
         Raises SmsError when the provider refuses the message or cannot be reached.
         """
-        raise NotImplementedError
 
 
 @dataclass(frozen=True)
