@@ -15,22 +15,11 @@ from rest_framework.request import Request
 
 from integrations.models import ApiClient, ApiKey
 from integrations.services import InvalidApiKey, authenticate_api_key, split_key
+from o2o.api.principals import Principal
 
 
-class ApiClientPrincipal:
-    """`request.user` for an API client: authenticated, but no Django user and no permissions.
-
-    It has no primary key (`pk` is None, as for AnonymousUser): anything keyed on the caller,
-    such as the rate limit, keys on `request.auth.pk`, the client's.
-    """
-
-    is_authenticated = True
-    is_anonymous = False
-    is_active = True
-    is_staff = False
-    is_superuser = False
-    pk = None
-    id = None
+class ApiClientPrincipal(Principal):
+    """`request.user` for an API client."""
 
     def __init__(self, client: ApiClient, key: ApiKey) -> None:
         self.client = client
@@ -38,18 +27,6 @@ class ApiClientPrincipal:
 
     def __str__(self) -> str:
         return str(self.client)
-
-    def get_username(self) -> str:
-        return ""
-
-    def has_perm(self, perm: str, obj: object = None) -> bool:
-        return False
-
-    def has_perms(self, perm_list, obj: object = None) -> bool:
-        return False
-
-    def has_module_perms(self, module: str) -> bool:
-        return False
 
 
 def presented_key(request: HttpRequest) -> str | None:

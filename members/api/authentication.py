@@ -16,40 +16,17 @@ from rest_framework.request import Request
 
 from members.models import Member
 from members.session import current_member
+from o2o.api.principals import Principal
 
 
-class MemberPrincipal:
-    """`request.user` for a signed-in member: authenticated, but no Django user and no permissions.
-
-    It has no primary key (`pk` is None, as for AnonymousUser): anything keyed on the caller,
-    such as a throttle, must key on `request.auth.pk`, the member's.
-    """
-
-    is_authenticated = True
-    is_anonymous = False
-    is_active = True
-    is_staff = False
-    is_superuser = False
-    pk = None
-    id = None
+class MemberPrincipal(Principal):
+    """`request.user` for a signed-in member."""
 
     def __init__(self, member: Member) -> None:
         self.member = member
 
     def __str__(self) -> str:
         return str(self.member)
-
-    def get_username(self) -> str:
-        return ""
-
-    def has_perm(self, perm: str, obj: object = None) -> bool:
-        return False
-
-    def has_perms(self, perm_list, obj: object = None) -> bool:
-        return False
-
-    def has_module_perms(self, module: str) -> bool:
-        return False
 
 
 class MemberSessionAuthentication(BaseAuthentication):
