@@ -14,7 +14,10 @@ consumption rate (and as many without); 1,000,000 open follow-up calls on purcha
 products, 8 % of them overdue beyond HQ's `follow_up_missed_after_days`, routed as they were
 when opened: some to a guide the member no longer has, some to a guide who left or whose store
 closed, some to the store where the member bought instead of the home store. HQ's rules are
-the defaults. After loading: VACUUM ANALYZE (autovacuum's work on a live table).
+the defaults. The load (timed apart) sets the tables' plain indexes aside and makes them again
+from their own definitions afterwards, and, as a superuser, skips the foreign-key triggers
+(session_replication_role) and then checks every foreign key with one anti-join each; then
+VACUUM ANALYZE (autovacuum's work on a live table, whether or not the server runs autovacuum).
 
 What is timed, each call in a child forked (os.fork) for it from a lean process forked before
 the data existed (Django only), whose peak RSS is ru_maxrss from os.wait4: the nightly tier pass
@@ -22,7 +25,7 @@ cold (every member still potential) at T − 1 day, which also leaves the tiers 
 pass found them; after VACUUM ANALYZE of the members (the day in between), the pass at T (today
 03:30, the beat job's time), which writes the day's changes; then refresh_follow_ups at 03:50.
 Each: wall seconds, members (or open calls) per second, changes written, SQL statements
-(a connection execute wrapper) and the peak RSS. Loading is timed apart.
+(a connection execute wrapper) and the peak RSS.
 
 What is checked (any difference exits 1; slow figures never do): after each tier pass, every
 member's stored tier (all of them, not a sample) equals the tier the benchmark computes in plain
@@ -1224,9 +1227,9 @@ def _measure(database: ThrowawayDatabase, runner: PassRunner, scale: Scale, note
     headers = ["pass", "at (local)", "wall s", "rate", "changes written", "SQL", "RSS before MB", "peak RSS MB"]
     print(table(headers, rows))
     print(
-        "peak RSS: ru_maxrss (os.wait4) of the child forked for the pass from a process forked before the data "
-        f"existed, which holds Django and the services only ({runner.baseline_mb:.0f} MB resident then); RSS before: "
-        "the child's VmRSS just before the call; "
+        "peak RSS: ru_maxrss (os.wait4) of the child forked for the pass from a lean process, itself forked before "
+        f"the data existed (the benchmark was {runner.baseline_mb:.0f} MB resident then; a forked child counts only "
+        "the pages it maps again); RSS before: the child's VmRSS just before the call; "
         "SQL: statements through Django's connection (an execute wrapper), BEGIN and COMMIT not included; "
         + (
             f"between the two tier passes VACUUM ANALYZE of members and tier changes ({vacuum_s:.0f} s) stands in "
