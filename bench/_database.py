@@ -20,6 +20,7 @@ from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
 BENCH_DATABASE_NAME = "o2o_bench"
+_POSTGRES_ENGINES = ("django.db.backends.postgresql", "django.db.backends.postgresql_psycopg2")
 
 
 class DatabaseUnavailable(Exception):
@@ -120,12 +121,15 @@ def throwaway_database(backend: str = "auto") -> Iterator[ThrowawayDatabase]:
     """Set Django up on a fresh, migrated database that is removed on the way out.
 
     backend: "auto" (DATABASE_URL, else PostgreSQL on localhost if it answers, else
-    SQLite), "postgresql" (fail if it does not answer) or "sqlite".
+    SQLite), "postgresql" (a PostgreSQL DATABASE_URL's server and name, else localhost;
+    fail if it does not answer) or "sqlite".
     """
     import environ
 
     temp_dir = Path(tempfile.mkdtemp(prefix="o2o-bench-"))
-    url = os.environ.get("DATABASE_URL", "") if backend == "auto" else ""
+    url = os.environ.get("DATABASE_URL", "") if backend in ("auto", "postgresql") else ""
+    if url and backend == "postgresql" and environ.Env.db_url_config(url)["ENGINE"] not in _POSTGRES_ENGINES:
+        url = ""  # --postgresql with an SQLite DATABASE_URL: the server on localhost
     cleanup = None
     try:
         if not url and backend in ("auto", "postgresql"):
@@ -138,7 +142,7 @@ def throwaway_database(backend: str = "auto") -> Iterator[ThrowawayDatabase]:
 
         config = environ.Env.db_url_config(url)
         engine = config["ENGINE"]
-        if engine in ("django.db.backends.postgresql", "django.db.backends.postgresql_psycopg2"):
+        if engine in _POSTGRES_ENGINES:
             name = _bench_name(config["NAME"] or "o2o")
             parts = urlsplit(url)
             url = urlunsplit(parts._replace(path=f"/{name}"))
