@@ -13,6 +13,7 @@ from django.utils.translation import gettext_lazy as _
 from commissions.rules import BASIS, MAX_DEPTH
 from inventory.models import Category
 from members.models import Member
+from o2o.ledger import AppendOnlyModel
 from o2o.state_machine import StateMachine
 from orders.models import Order
 from stores.models import Staff
@@ -96,7 +97,7 @@ class CategoryCommissionRate(models.Model):
         return f"{self.category} L{self.level} {self.rate_bp} bp"
 
 
-class CommissionEntry(models.Model):
+class CommissionEntry(AppendOnlyModel):
     """One line of a beneficiary's commission ledger; never deleted, and only `status` ever changes
     (pending → settled). The balance is the sum of the amounts.
 
@@ -187,14 +188,6 @@ class CommissionEntry(models.Model):
 
     def __str__(self) -> str:
         return f"{self.get_kind_display()} {self.amount_fen:+d}"
-
-    def save(self, *args, **kwargs) -> None:
-        if self.pk is not None:
-            raise ValueError("Commission entries are append-only; settle them with a service.")
-        super().save(*args, **kwargs)
-
-    def delete(self, *args, **kwargs):
-        raise ValueError("Commission entries are append-only.")
 
 
 PAYOUT_STATES = StateMachine(

@@ -10,6 +10,7 @@ from django.db import models
 from django.db.models import F, Q
 from django.utils.translation import gettext_lazy as _
 
+from o2o.ledger import AppendOnlyModel
 from o2o.state_machine import StateMachine
 from stores.models import Store, code_validator
 
@@ -162,7 +163,7 @@ class AppendOnlyQuerySet(models.QuerySet):
         raise ValueError(f"{self.model.__name__} rows are append-only.")
 
 
-class StockMove(models.Model):
+class StockMove(AppendOnlyModel):
     """One change of one stock row, never edited or deleted: the stock's history and proof.
 
     For every (store, SKU), the sums of on_hand_delta and reserved_delta equal
@@ -211,14 +212,6 @@ class StockMove(models.Model):
     def __str__(self) -> str:
         deltas = f"{self.on_hand_delta:+d}/{self.reserved_delta:+d}"
         return f"{self.get_kind_display()} {self.store.code} {self.sku.code} {deltas}"
-
-    def save(self, *args, **kwargs) -> None:
-        if self.pk is not None:
-            raise ValueError("Stock moves are append-only.")
-        super().save(*args, **kwargs)
-
-    def delete(self, *args, **kwargs):
-        raise ValueError("Stock moves are append-only.")
 
 
 class StockTransfer(models.Model):

@@ -8,6 +8,7 @@ from django.db.models import F, Q
 from django.utils.translation import gettext_lazy as _
 
 from inventory.models import Category, Product
+from o2o.ledger import AppendOnlyModel
 from o2o.state_machine import StateMachine
 from stores.models import Staff, Store
 
@@ -229,7 +230,7 @@ class CategoryPointsRate(models.Model):
         return f"{self.category} × {self.points_per_yuan}"
 
 
-class PointsEntry(models.Model):
+class PointsEntry(AppendOnlyModel):
     """One change of a member's points, never edited or deleted; the balance is their sum.
 
     earn: positive, for a purchase (`expires_at` when HQ sets a validity); redeem: negative,
@@ -277,14 +278,6 @@ class PointsEntry(models.Model):
 
     def __str__(self) -> str:
         return f"{self.get_kind_display()} {self.points:+d}"
-
-    def save(self, *args, **kwargs) -> None:
-        if self.pk is not None:
-            raise ValueError("Points entries are append-only.")
-        super().save(*args, **kwargs)
-
-    def delete(self, *args, **kwargs):
-        raise ValueError("Points entries are append-only.")
 
 
 class TierChange(models.Model):
