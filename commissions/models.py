@@ -18,6 +18,9 @@ from o2o.state_machine import StateMachine
 from orders.models import Order
 from stores.models import Staff
 
+# The note of a reversal made after its earning had settled: HQ's anomaly list looks for it.
+REFUNDED_AFTER_SETTLEMENT = "refunded after settlement"
+
 _ONE_BENEFICIARY = (Q(member__isnull=False) & Q(staff__isnull=True)) | (Q(member__isnull=True) & Q(staff__isnull=False))
 
 
@@ -144,6 +147,9 @@ class CommissionEntry(AppendOnlyModel):
     amount_fen = models.IntegerField(_("amount (fen)"))
     reference = models.CharField(_("reference"), max_length=64, blank=True)
     note = models.CharField(_("note"), max_length=255, blank=True)
+    payout = models.ForeignKey(
+        "Payout", null=True, blank=True, on_delete=models.PROTECT, related_name="+", verbose_name=_("payout")
+    )
     created_at = models.DateTimeField(_("at"), db_index=True)
     settled_at = models.DateTimeField(_("settled at"), null=True, blank=True)
 
@@ -178,6 +184,12 @@ class CommissionEntry(AppendOnlyModel):
             models.UniqueConstraint(
                 fields=["customer", "staff"], condition=Q(kind="signup"), name="signup_reward_once_per_customer"
             ),
+            # A payout is written to the ledger once, when it is paid.
+            models.UniqueConstraint(fields=["payout"], condition=Q(kind="payout"), name="payout_recorded_once"),
+            models.CheckConstraint(
+                condition=Q(kind="payout", payout__isnull=False) | (~Q(kind="payout") & Q(payout__isnull=True)),
+                name="commission_entry_payout_iff_kind_payout",
+            ),
         ]
         indexes = [
             models.Index(fields=["member", "status"], name="commission_member_status"),
@@ -197,11 +209,17 @@ PAYOUT_STATES = StateMachine(
         "failed": ["approved", "rejected"],
     }
 )
+OPEN_PAYOUT_STATES = ("requested", "approved", "failed")
 
 
 class Payout(models.Model):
     """A withdrawal of settled commission: requested by the promoter or guide, decided by HQ, paid
-    through WeChat Pay or by hand (with a reference); recorded in the ledger when paid."""
+    through WeChat Pay or by hand (with a reference); recorded in the ledger when paid.
+
+    requested → approved → paid; requested → rejected; approved → failed (the transfer did not go
+    through) → approved again (a new attempt) or rejected. Moved only by `commissions.payouts`.
+    A beneficiary has at most one open payout (requested, approved or failed) at a time.
+    """
 
     class Status(models.TextChoices):
         REQUESTED = "requested", _("Requested")
@@ -223,7 +241,15 @@ class Payout(models.Model):
     amount_fen = models.PositiveIntegerField(_("amount (fen)"), validators=[MinValueValidator(1)])
     status = models.CharField(_("status"), max_length=10, choices=Status.choices, default=Status.REQUESTED)
     method = models.CharField(_("paid by"), max_length=10, choices=Method.choices, blank=True)
-    reference = models.CharField(_("payment reference"), max_length=64, blank=True)
+    attempts = models.PositiveSmallIntegerField(
+        _("transfer attempts"), default=0, help_text=_("Each approval after a failure is a new transfer.")
+    )
+    reference = models.CharField(
+        _("payment reference"),
+        max_length=64,
+        blank=True,
+        help_text=_("WeChat Pay's transfer detail id, or the bank or cash reference of a payout paid by hand."),
+    )
     reason = models.CharField(_("reason"), max_length=255, blank=True)
     requested_at = models.DateTimeField(_("requested at"), auto_now_add=True)
     decided_by = models.ForeignKey(
@@ -239,7 +265,53 @@ class Payout(models.Model):
         constraints = [
             models.CheckConstraint(condition=_ONE_BENEFICIARY, name="payout_one_beneficiary"),
             models.CheckConstraint(condition=Q(amount_fen__gt=0), name="payout_amount_positive"),
+            models.UniqueConstraint(
+                fields=["member"],
+                condition=Q(member__isnull=False, status__in=OPEN_PAYOUT_STATES),
+                name="payout_one_open_per_member",
+            ),
+            models.UniqueConstraint(
+                fields=["staff"],
+                condition=Q(staff__isnull=False, status__in=OPEN_PAYOUT_STATES),
+                name="payout_one_open_per_staff",
+            ),
+            models.CheckConstraint(
+                condition=~Q(status="paid") | (Q(paid_at__isnull=False) & ~Q(method="")), name="payout_paid_has_time"
+            ),
         ]
+        indexes = [models.Index(fields=["status", "method"], name="payout_status_method")]
 
     def __str__(self) -> str:
         return f"#{self.pk} ¥{self.amount_fen / 100:.2f}"
+
+    @property
+    def beneficiary(self) -> Member | Staff:
+        return self.member if self.member_id else self.staff
+
+    @property
+    def transfer_numbers(self) -> tuple[str, str]:
+        """(out_batch_no, out_detail_no) of the current attempt: letters and digits, unique per attempt,
+        so asking WeChat Pay again for one attempt is the same transfer and a new attempt a new one."""
+        return f"PO{self.pk}A{self.attempts}", f"PO{self.pk}A{self.attempts}D1"
+
+
+class PayoutEvent(models.Model):
+    """One move of a payout: who, when, from, to, why."""
+
+    payout = models.ForeignKey(Payout, on_delete=models.CASCADE, related_name="events", verbose_name=_("payout"))
+    from_status = models.CharField(_("from"), max_length=10, blank=True)
+    to_status = models.CharField(_("to"), max_length=10)
+    actor = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    actor_label = models.CharField(_("by"), max_length=64, blank=True)
+    note = models.CharField(_("note"), max_length=255, blank=True)
+    at = models.DateTimeField(_("at"))
+
+    class Meta:
+        verbose_name = _("payout event")
+        verbose_name_plural = _("payout events")
+        ordering = ["at", "pk"]
+
+    def __str__(self) -> str:
+        return f"{self.from_status or '-'} → {self.to_status}"

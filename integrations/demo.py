@@ -28,7 +28,14 @@ from django.utils import timezone
 from inventory.models import SKU, Category, Product, Stock, StockMove
 from inventory.services import adjust_stock_count, receive_stock
 from members.models import Member, Purchase
-from members.services import bind_phone, record_purchase, set_home_store_once, set_marketing_consent
+from members.services import (
+    Referral,
+    bind_phone,
+    record_purchase,
+    set_home_store_once,
+    set_marketing_consent,
+    sign_in_for_development,
+)
 from o2o.phone import normalize_cn_mobile
 from orders.dispatch import dispatch_order
 from orders.models import Order
@@ -926,6 +933,8 @@ def load_demo() -> DemoSummary:
 
 
 DEMO_SHOPPER_PHONE = "13800000001"
+# The member whose share link brought the demo shopper: her promoter center shows a team of one.
+DEMO_PROMOTER_PHONE = "13800000301"
 # A delivery address in 拱墅区, inside the flagship's radius (GCJ-02).
 DEMO_DELIVERY = DeliveryAddress(
     recipient_name="陈女士",
@@ -937,7 +946,8 @@ DEMO_DELIVERY = DeliveryAddress(
 
 
 def _ensure_demo_orders(stores: dict[str, Store], catalog: list[tuple[SKU, CategorySpec]]) -> None:
-    """Two paid orders waiting in the flagship's console: one for pickup, one for delivery.
+    """Two paid orders waiting in the flagship's console: one for pickup, one for delivery, by a
+    shopper whom a promoter's link and the flagship's guide brought in.
 
     Made once, through the same services as a shopper's checkout and payment; they then
     live their normal life (the hour to accept runs from the moment they are loaded).
@@ -945,8 +955,16 @@ def _ensure_demo_orders(stores: dict[str, Store], catalog: list[tuple[SKU, Categ
     member = Member.objects.filter(phone=normalize_cn_mobile(DEMO_SHOPPER_PHONE)).first()
     if member is not None:
         return
-    member = bind_phone(member=Member.objects.create(nickname="演示顾客"), phone=DEMO_SHOPPER_PHONE)
     flagship = stores["HZ001"]
+    # She registered through a promoter's share link and the flagship guide's QR code, so the
+    # orders below earn both commission (pending until collected and past the return window).
+    promoter = sign_in_for_development(phone=DEMO_PROMOTER_PHONE)
+    Member.objects.filter(pk=promoter.pk).update(nickname="林女士")
+    guide = Staff.objects.get(user__username="hz001-guide1")
+    member = sign_in_for_development(
+        phone=DEMO_SHOPPER_PHONE, referral=Referral(referrer_id=promoter.pk, guide_id=guide.pk)
+    )
+    Member.objects.filter(pk=member.pk).update(nickname="演示顾客")
     set_home_store_once(member=member, store=flagship, source=Member.HomeStoreSource.STORE_QR)
     held = set(Stock.objects.filter(store=flagship, on_hand__gte=3).values_list("sku_id", flat=True))
     skus = [sku for sku, _category in catalog if sku.pk in held]

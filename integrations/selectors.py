@@ -8,6 +8,7 @@ membership for the whole chain, so a member is found wherever the client's store
 from django.db.models import Exists, OuterRef, QuerySet
 
 from integrations.models import ApiClient
+from inventory.models import Stock
 from members.models import FollowUp, Member
 from members.selectors import calls_of_the_day
 from stores.models import Store
@@ -20,6 +21,11 @@ def stores_visible_to(client: ApiClient) -> QuerySet[Store]:
     return Store.objects.filter(is_active=True).filter(
         Exists(through.filter(store_id=OuterRef("pk"))) | ~Exists(through)
     )
+
+
+def is_store_restricted(client: ApiClient) -> bool:
+    """Whether the client is limited to a list of stores (it may then not touch HQ-wide data such as HQ prices)."""
+    return ApiClient.stores.through.objects.filter(apiclient_id=client.pk).exists()
 
 
 def client_store(client: ApiClient, code: str) -> Store | None:
@@ -45,3 +51,9 @@ def open_member(member_id: int) -> Member | None:
 def store_calls_of_the_day(store: Store, day) -> QuerySet[FollowUp]:
     """The store's open calls due on `day` or overdue, with member, product and guide in the same query."""
     return calls_of_the_day(store, day).select_related("guide")
+
+
+def store_stock(store: Store, *, sku_codes: list[str]) -> QuerySet[Stock]:
+    """A store's stock rows by SKU code, optionally only those codes, with store and SKU in the same query."""
+    rows = Stock.objects.filter(store=store).select_related("store", "sku").order_by("sku__code")
+    return rows.filter(sku__code__in=sku_codes) if sku_codes else rows

@@ -194,8 +194,8 @@ class StockAdmin(admin.ModelAdmin):
     list_filter = [LowStockFilter, "store", "sku__product__category"]
     search_fields = ["sku__code", "sku__barcode", "sku__product__name", "store__code", "store__name"]
     list_select_related = ["store", "sku__product"]
-    readonly_fields = ["store", "sku", "on_hand", "reserved", "updated_at"]
-    fields = ["store", "sku", "on_hand", "reserved", "low_stock_threshold", "updated_at"]
+    readonly_fields = ["store", "sku", "on_hand", "reserved", "updated_at", "synced_at"]
+    fields = ["store", "sku", "on_hand", "reserved", "low_stock_threshold", "updated_at", "synced_at"]
     actions = ["export_csv"]
 
     def has_add_permission(self, request):

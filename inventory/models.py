@@ -126,11 +126,21 @@ class Stock(models.Model):
     reserved = models.IntegerField(_("reserved"), default=0)
     low_stock_threshold = models.PositiveIntegerField(_("low-stock threshold"), default=5)
     updated_at = models.DateTimeField(_("updated at"), auto_now=True)
+    synced_at = models.DateTimeField(
+        _("ERP snapshot taken at"),
+        null=True,
+        blank=True,
+        help_text=_("When the ERP counted the last snapshot applied here; an older snapshot is ignored."),
+    )
+    # Set by every stock change (inventory.services): the database transaction that made it, so
+    # a reader can ask for "changes since" without missing a transaction that commits late.
+    change_txid = models.BigIntegerField(_("changed in transaction"), default=0, editable=False)
 
     class Meta:
         verbose_name = _("stock")
         verbose_name_plural = _("stock")
         ordering = ["store", "sku"]
+        indexes = [models.Index(fields=["change_txid", "id"], name="stock_change_cursor")]
         constraints = [
             models.UniqueConstraint(fields=["store", "sku"], name="stock_unique_store_sku"),
             models.CheckConstraint(condition=Q(on_hand__gte=0), name="stock_on_hand_not_negative"),
@@ -179,6 +189,11 @@ class StockMove(AppendOnlyModel):
         TRANSFER_OUT = "transfer_out", _("Transferred out")
         TRANSFER_IN = "transfer_in", _("Transferred in")
         RETURN = "return", _("Returned by a customer")
+        POS_SALE = "pos_sale", _("Sold at the till")
+        ERP_SNAPSHOT = "erp_snapshot", _("ERP stock snapshot")
+        ERP_RECEIVE = "erp_receive", _("Received (ERP)")
+        ERP_SALE = "erp_sale", _("Sold at the POS (reported by the ERP)")
+        ERP_COUNT = "erp_count", _("Count correction (ERP)")
 
     store = models.ForeignKey(Store, on_delete=models.PROTECT, related_name="stock_moves", verbose_name=_("store"))
     sku = models.ForeignKey(SKU, on_delete=models.PROTECT, related_name="stock_moves", verbose_name=_("SKU"))
@@ -200,14 +215,30 @@ class StockMove(AppendOnlyModel):
         verbose_name=_("by"),
     )
     created_at = models.DateTimeField(_("at"), auto_now_add=True, db_index=True)
+    occurred_at = models.DateTimeField(
+        _("happened at"),
+        null=True,
+        blank=True,
+        help_text=_("When the ERP says it happened, for moves it reported later; else the time it was recorded."),
+    )
 
     objects = AppendOnlyQuerySet.as_manager()
+
+    # The ERP's own moves, one per (store, SKU, reference): a delta sent twice is applied once.
+    ERP_DELTA_KINDS = (Kind.ERP_RECEIVE, Kind.ERP_SALE, Kind.ERP_COUNT)
 
     class Meta:
         verbose_name = _("stock move")
         verbose_name_plural = _("stock moves")
         ordering = ["-created_at", "-pk"]
         indexes = [models.Index(fields=["store", "sku", "created_at"], name="stockmove_store_sku_at")]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["store", "sku", "reference"],
+                condition=Q(kind__in=["erp_receive", "erp_sale", "erp_count"]),
+                name="stockmove_erp_delta_once",
+            ),
+        ]
 
     def __str__(self) -> str:
         deltas = f"{self.on_hand_delta:+d}/{self.reserved_delta:+d}"

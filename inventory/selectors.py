@@ -5,6 +5,8 @@ from dataclasses import dataclass
 
 from django.db.models import Exists, F, OuterRef, Q, QuerySet, Sum
 
+from inventory import changes
+from inventory.changes import ChangeCursor
 from inventory.models import SKU, Product, Stock, StockMove, StockTransfer, StorePrice
 from stores.models import Store
 
@@ -168,3 +170,36 @@ def stores_holding(lines: Iterable[tuple[SKU, int]]) -> QuerySet[Store]:
             Exists(Stock.objects.filter(store=OuterRef("pk"), sku=sku, on_hand__gte=F("reserved") + quantity))
         )
     return stores
+
+
+@dataclass(frozen=True)
+class StockChanges:
+    rows: list[Stock]
+    next_cursor: ChangeCursor
+    has_more: bool
+
+
+def stock_changes_since(*, stores: QuerySet[Store], cursor: ChangeCursor, limit: int) -> StockChanges:
+    """Stock rows of these stores changed after `cursor`, oldest change first, at most `limit`.
+
+    Each row carries its current values; a row changed again later comes again later. Only
+    changes whose transaction has ended are handed out (inventory.changes), so following
+    `next_cursor` page after page sees every change, none twice.
+    """
+    horizon = changes.horizon()
+    rows = Stock.objects.filter(store__in=stores)
+    if horizon is not None:
+        rows = rows.filter(change_txid__lt=horizon)
+    rows = list(
+        rows.filter(Q(change_txid__gt=cursor.txid) | Q(change_txid=cursor.txid, pk__gt=cursor.row_id))
+        .select_related("store", "sku")
+        .order_by("change_txid", "pk")[: limit + 1]
+    )
+    has_more = len(rows) > limit
+    rows = rows[:limit]
+    after = ChangeCursor(rows[-1].change_txid, rows[-1].pk) if rows else cursor
+    if not has_more and horizon is not None:
+        # Everything below the horizon has been read: the next read starts there, not at the
+        # last row this client may see (rows of other stores are not scanned again and again).
+        after = max(after, ChangeCursor(horizon - 1, 2**62))
+    return StockChanges(rows, after, has_more=has_more)

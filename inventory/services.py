@@ -18,8 +18,10 @@ from django.db import connection, transaction
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
+from inventory.changes import stamp_sql
 from inventory.models import SKU, Stock, StockMove, StockTransfer, StockTransferEvent, StockTransferLine, StorePrice
 from o2o.errors import ApplicationError, Conflict
+from o2o.events import publish
 from stores.models import Store
 
 
@@ -67,18 +69,20 @@ class _Guard(Enum):
     RESERVED = "AND reserved >= %s"  # enough reserved units to release or hand over
 
 
-# The table name comes from the model and the guard from _Guard: no user input reaches the text.
+# The table name comes from the model, the guard from _Guard and the stamp from inventory.changes:
+# no user input reaches the text.
 _CHANGE_SQL = (
     f"UPDATE {Stock._meta.db_table} "  # noqa: S608
-    "SET on_hand = on_hand + %s, reserved = reserved + %s, updated_at = %s "
-    "WHERE store_id = %s AND sku_id = %s {guard} RETURNING on_hand, reserved"
+    "SET on_hand = on_hand + %s, reserved = reserved + %s, updated_at = %s, change_txid = {stamp} "
+    "WHERE store_id = %s AND sku_id = %s {guard} RETURNING on_hand, reserved, low_stock_threshold"
 )
 
 
 def _change_row(
     *, store: Store, sku: SKU, on_hand_delta: int, reserved_delta: int, guard: _Guard, amount: int = 0
-) -> tuple[int, int] | None:
-    """One conditional UPDATE … RETURNING: the row's values after the change, or None if the guard failed.
+) -> tuple[int, int, int] | None:
+    """One conditional UPDATE … RETURNING: the row's on hand, reserved and low-stock threshold after
+    the change, or None if the guard failed.
 
     Django's update() cannot return the new values, and reading them back would cost
     another statement per line; the UPDATE holds the row lock until commit either way.
@@ -93,9 +97,9 @@ def _change_row(
     if guard is not _Guard.NONE:
         params.append(amount)
     with connection.cursor() as cursor:
-        cursor.execute(_CHANGE_SQL.format(guard=guard.value), params)
+        cursor.execute(_CHANGE_SQL.format(guard=guard.value, stamp=stamp_sql()), params)
         row = cursor.fetchone()
-    return (row[0], row[1]) if row else None
+    return (row[0], row[1], row[2]) if row else None
 
 
 def _move(
@@ -105,13 +109,13 @@ def _move(
     kind: str,
     on_hand_delta: int,
     reserved_delta: int,
-    after: tuple[int, int],
+    after: tuple[int, int, int],
     actor: AbstractBaseUser | None,
     reason: str,
     reference: str,
 ) -> StockMove:
-    """The ledger row of one change (unsaved: callers write a batch at once)."""
-    return StockMove(
+    """The ledger row of one change (unsaved: callers write a batch at once with `_record_moves`)."""
+    move = StockMove(
         store=store,
         sku=sku,
         kind=kind,
@@ -123,6 +127,30 @@ def _move(
         reason=reason[:255],
         reference=reference[:64],
     )
+    move.low_stock_threshold = after[2]  # not a field: read by _record_moves to tell when stock falls low
+    return move
+
+
+def _record_moves(moves: list[StockMove]) -> list[StockMove]:
+    """Write the ledger rows of one change and announce it in the same transaction.
+
+    `stock.moved` once per store with the SKUs touched (the webhook outbox coalesces these per
+    store), and `stock.low` for each row whose available stock fell to or below its threshold
+    with this change (not for every change while it stays low).
+    """
+    saved = StockMove.objects.bulk_create(moves)
+    touched: dict[int, set[int]] = {}
+    for move in moves:
+        touched.setdefault(move.store_id, set()).add(move.sku_id)
+    for store_id, sku_ids in touched.items():
+        publish("stock.moved", store_id=store_id, sku_ids=sorted(sku_ids))
+    for move in moves:
+        available = move.on_hand_after - move.reserved_after
+        before = available - (move.on_hand_delta - move.reserved_delta)
+        threshold = move.low_stock_threshold
+        if available <= threshold < before:
+            publish("stock.low", store_id=move.store_id, sku_id=move.sku_id, available=available, threshold=threshold)
+    return saved
 
 
 def _shortage(store: Store, line: StockLine) -> InsufficientStock:
@@ -152,7 +180,7 @@ def receive_stock(
     after = _change_row(store=store, sku=sku, on_hand_delta=quantity, reserved_delta=0, guard=_Guard.NONE)
     assert after is not None  # an unconditional change on an existing row always applies
     change = {"on_hand_delta": quantity, "reserved_delta": 0, "after": after}
-    return StockMove.objects.bulk_create(
+    return _record_moves(
         [_move(store=store, sku=sku, kind=kind, actor=actor, reason=reason, reference=reference, **change)]
     )[0]
 
@@ -180,7 +208,7 @@ def adjust_stock_count(
     after = _change_row(store=store, sku=sku, on_hand_delta=delta, reserved_delta=0, guard=_Guard.NONE)
     assert after is not None
     change = {"on_hand_delta": delta, "reserved_delta": 0, "after": after}
-    return StockMove.objects.bulk_create(
+    return _record_moves(
         [_move(store=store, sku=sku, kind=StockMove.Kind.COUNT, actor=actor, reason=reason, reference="", **change)]
     )[0]
 
@@ -225,7 +253,7 @@ def reserve_stock(
                     reference=reference,
                 )
             )
-        return StockMove.objects.bulk_create(moves)
+        return _record_moves(moves)
 
 
 def _take_reserved(
@@ -269,7 +297,7 @@ def _take_reserved(
                 reference=reference,
             )
         )
-    return StockMove.objects.bulk_create(moves)
+    return _record_moves(moves)
 
 
 @transaction.atomic
@@ -366,6 +394,7 @@ def request_transfer(
     )
     reserve_stock(store=from_store, lines=merged, reference=f"transfer:{transfer.pk}", actor=actor, reason=note)
     _record_transfer_event(transfer, from_status="", actor=actor, reason=note)
+    publish("transfer.requested", transfer_id=transfer.pk)
     return transfer
 
 
@@ -474,6 +503,59 @@ def return_stock(
         )
         for line in _merged_lines(lines)
     ]
+
+
+@transaction.atomic
+def sell_at_pos(
+    *,
+    store: Store,
+    lines: Iterable[StockLine],
+    reference: str,
+    actor: AbstractBaseUser | None = None,
+    reason: str = "",
+) -> dict[int, int]:
+    """Take goods sold at the store's till out of its on-hand stock; returns, per SKU id, the units
+    that could not be taken (the shortfall).
+
+    The sale has happened and is never refused. Only available units are taken (on hand, not
+    reserved): what is reserved was promised to orders and transfers, and a till sale must not
+    take it from them silently (a count below reserved is refused for the same reason). Units
+    beyond what is available are the shortfall: the stock record was behind the shelf, and the
+    stock team counts. Rows are locked in SKU order, as every stock change does.
+    """
+    merged = _merged_lines(lines)
+    rows = {
+        stock.sku_id: stock
+        for stock in Stock.objects.select_for_update()
+        .filter(store=store, sku_id__in=[line.sku.pk for line in merged])
+        .order_by("sku_id")
+    }
+    moves, shortfall = [], {}
+    for line in merged:
+        stock = rows.get(line.sku.pk)
+        taken = min(line.quantity, max(stock.on_hand - stock.reserved, 0)) if stock else 0
+        shortfall[line.sku.pk] = line.quantity - taken
+        if not taken:
+            continue
+        after = _change_row(
+            store=store, sku=line.sku, on_hand_delta=-taken, reserved_delta=0, guard=_Guard.AVAILABLE, amount=taken
+        )
+        assert after is not None  # the row is locked and had `taken` available
+        moves.append(
+            _move(
+                store=store,
+                sku=line.sku,
+                kind=StockMove.Kind.POS_SALE,
+                on_hand_delta=-taken,
+                reserved_delta=0,
+                after=after,
+                actor=actor,
+                reason=reason,
+                reference=reference,
+            )
+        )
+    _record_moves(moves)
+    return shortfall
 
 
 @transaction.atomic

@@ -16,7 +16,7 @@ from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 
 from members import campaigns
-from members.forms import CampaignAdminForm, SegmentAdminForm
+from members.forms import CampaignAdminForm, ReferralChangeForm, SegmentAdminForm, add_service_errors
 from members.models import (
     Campaign,
     CampaignEvent,
@@ -27,6 +27,7 @@ from members.models import (
     LoyaltySettings,
     Member,
     PointsEntry,
+    ReferralChange,
     Segment,
     TierChange,
 )
@@ -39,6 +40,7 @@ from members.selectors import (
     member_timeline,
     points_liability,
 )
+from members.services import rebind_referral
 from o2o.admin import ReadOnlyAdminMixin
 from o2o.errors import ApplicationError
 from o2o.money import format_yuan
@@ -55,6 +57,47 @@ class TierChangeInline(ReadOnlyAdminMixin, admin.TabularInline):
     model = TierChange
     extra = 0
     fields = readonly_fields = ["changed_at", "from_tier", "to_tier", "reason"]
+
+
+class ReferralChangeInline(ReadOnlyAdminMixin, admin.TabularInline):
+    """Every move of the member to another referrer or guide, by HQ, with the reason."""
+
+    model = ReferralChange
+    fk_name = "member"
+    extra = 0
+    verbose_name_plural = _("referrer and guide changes")
+    fields = readonly_fields = [
+        "changed_at",
+        "referrer_before",
+        "referrer_after",
+        "guide_before",
+        "guide_after",
+        "reason",
+        "changed_by",
+    ]
+
+    @admin.display(description=_("referrer before"))
+    def referrer_before(self, change: ReferralChange) -> str:
+        return str(change.from_referrer or "—")
+
+    @admin.display(description=_("referrer after"))
+    def referrer_after(self, change: ReferralChange) -> str:
+        return str(change.to_referrer or "—")
+
+    @admin.display(description=_("guide before"))
+    def guide_before(self, change: ReferralChange) -> str:
+        return str(change.from_guide or "—")
+
+    @admin.display(description=_("guide after"))
+    def guide_after(self, change: ReferralChange) -> str:
+        return str(change.to_guide or "—")
+
+    def get_queryset(self, request):
+        return (
+            super()
+            .get_queryset(request)
+            .select_related("from_referrer", "to_referrer", "from_guide", "to_guide", "changed_by")
+        )
 
 
 @admin.register(Member)
@@ -79,7 +122,48 @@ class MemberAdmin(admin.ModelAdmin):
     ]
     autocomplete_fields = ["home_store"]
     date_hierarchy = "joined_at"
-    inlines = [PointsEntryInline, TierChangeInline]
+    inlines = [PointsEntryInline, TierChangeInline, ReferralChangeInline]
+    change_form_template = "admin/members/member/change_form.html"
+
+    def get_urls(self):
+        rebind = path(
+            "<int:member_id>/referral/",
+            self.admin_site.admin_view(self.rebind_view),
+            name="members_member_rebind",
+        )
+        return [rebind, *super().get_urls()]
+
+    def rebind_view(self, request: HttpRequest, member_id: int) -> HttpResponse:
+        """HQ moves the member to another referrer or guide (`members.services.rebind_referral`):
+        a reason is required, and every refusal is a form error that changes nothing."""
+        member = get_object_or_404(Member.objects.select_related("referrer", "guide__store"), pk=member_id)
+        if not self.has_change_permission(request, member):
+            raise PermissionDenied
+        form = ReferralChangeForm(request.POST if request.method == "POST" else None, member=member)
+        if request.method == "POST" and form.is_valid():
+            data = form.cleaned_data
+            try:
+                rebind_referral(
+                    member=member,
+                    referrer=data["referrer"],
+                    guide=data["guide"],
+                    reason=data["reason"],
+                    user=request.user,
+                )
+            except ApplicationError as error:
+                add_service_errors(form, error)
+            else:
+                self.message_user(request, gettext("The member's referrer and guide are changed."), messages.SUCCESS)
+                return redirect("admin:members_member_change", member.pk)
+        context = {
+            **self.admin_site.each_context(request),
+            "opts": self.model._meta,
+            "original": member,
+            "title": gettext("Change referrer or guide"),
+            "form": form,
+            "member": member,
+        }
+        return render(request, "admin/members/member/rebind.html", context)
 
     @admin.display(description=_("timeline"))
     def timeline(self, member: Member) -> str:

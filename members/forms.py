@@ -6,9 +6,10 @@ from django.utils.translation import gettext_lazy as _
 
 from inventory.models import Category, Product
 from members.campaigns import check_segment_editable, clean_campaign, clean_segment
-from members.models import Campaign, Segment, Tier
+from members.models import Campaign, Member, Segment, Tier
 from o2o.errors import ApplicationError
 from o2o.phone import normalize_cn_mobile
+from stores.models import Staff
 
 SEGMENT_FIELDS = (
     "name",
@@ -162,3 +163,54 @@ class StoreCampaignForm(forms.Form):
 
     def message_fields(self) -> dict:
         return {field: self.cleaned_data.get(field) or "" for field in MESSAGE_FIELDS}
+
+
+class ReferralChangeForm(forms.Form):
+    """HQ moves a member to another referrer and/or guide. The fields name them as people say them:
+    a member by mobile or referral code, a guide by staff code; empty for none."""
+
+    referrer = forms.CharField(
+        label=_("referred by"),
+        max_length=32,
+        required=False,
+        help_text=_("The new referrer's mobile or referral code; empty for none."),
+    )
+    guide = forms.CharField(
+        label=_("shopping guide"), max_length=32, required=False, help_text=_("A staff code; empty for none.")
+    )
+    reason = forms.CharField(label=_("reason"), max_length=255, widget=forms.TextInput(attrs={"size": 60}))
+
+    def __init__(self, *args, member: Member, **kwargs):
+        self.member = member
+        initial = {
+            "referrer": (member.referrer.phone or member.referrer.referral_code or "") if member.referrer else "",
+            "guide": member.guide.staff_code if member.guide else "",
+        }
+        super().__init__(*args, initial={**initial, **kwargs.pop("initial", {})}, **kwargs)
+
+    def clean_referrer(self) -> Member | None:
+        text = self.cleaned_data["referrer"].strip()
+        if not text:
+            return None
+        try:
+            found = Member.objects.filter(phone=normalize_cn_mobile(text)).first()
+        except ApplicationError:  # not a mobile: a referral code
+            found = Member.objects.filter(referral_code=text.upper()).first()
+        if found is None:
+            raise forms.ValidationError(_("No member has this mobile or referral code."))
+        return found
+
+    def clean_guide(self) -> Staff | None:
+        code = self.cleaned_data["guide"].strip()
+        if not code:
+            return None
+        found = Staff.objects.select_related("store").filter(staff_code__iexact=code).first()
+        if found is None:
+            raise forms.ValidationError(_("No staff member has this staff code."))
+        return found
+
+    def clean(self):
+        data = super().clean()
+        if not self.errors and data.get("referrer") == self.member.referrer and data.get("guide") == self.member.guide:
+            raise forms.ValidationError(_("These are the member's referrer and guide already."))
+        return data

@@ -67,6 +67,13 @@ class Member(models.Model):
     closed_at = models.DateTimeField(
         _("account closed at"), null=True, blank=True, help_text=_("Personal data erased; the ledgers are kept.")
     )
+    closed_phone_digest = models.CharField(
+        _("closed number's digest"),
+        max_length=64,
+        blank=True,
+        editable=False,
+        help_text=_("A keyed digest of the closed account's number, so that a CRM cannot recreate the account."),
+    )
     referrer = models.ForeignKey(
         "self",
         null=True,
@@ -106,6 +113,11 @@ class Member(models.Model):
                 condition=Q(home_store__isnull=True) | ~Q(home_store_source=""), name="member_home_store_has_source"
             ),
             models.CheckConstraint(condition=~Q(referrer=models.F("pk")), name="member_not_own_referrer"),
+        ]
+        indexes = [
+            models.Index(
+                fields=["closed_phone_digest"], condition=~Q(closed_phone_digest=""), name="member_closed_phone"
+            ),
         ]
 
     def __str__(self) -> str:

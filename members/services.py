@@ -8,6 +8,7 @@ from datetime import datetime, timedelta
 from django.db import IntegrityError, transaction
 from django.db.models import Count, F, OuterRef, Q, Subquery, Sum
 from django.utils import timezone
+from django.utils.crypto import salted_hmac
 from django.utils.translation import gettext as _
 
 from inventory.models import Product
@@ -241,10 +242,25 @@ def rebind_referral(
     *, member: Member, referrer: Member | None, guide: Staff | None, reason: str, user
 ) -> ReferralChange:
     """HQ moves a member to another referrer and/or guide, with a reason on record. A member is never
-    their own referrer, nor referred by anyone they brought in, directly or further down."""
+    their own referrer, nor referred by anyone they brought in, directly or further down; nor moved
+    to a referrer whose account is closed or to a guide who left (they could earn nothing)."""
     if not reason.strip():
-        raise ApplicationError(_("Say why the member is moved."), code="reason_required")
+        raise ApplicationError(
+            _("Say why the member is moved."), code="reason_required", details={"reason": [_("Say why.")]}
+        )
     locked = Member.objects.select_for_update().get(pk=member.pk)
+    if referrer is not None and referrer.pk != locked.referrer_id and (not referrer.is_active or referrer.closed_at):
+        raise ApplicationError(
+            _("This member's account is closed: they cannot be a referrer."),
+            code="referrer_inactive",
+            details={"referrer": [_("This account is closed.")]},
+        )
+    if guide is not None and guide.pk != locked.guide_id and not guide.is_active:
+        raise ApplicationError(
+            _("This staff member no longer works for the chain."),
+            code="guide_inactive",
+            details={"guide": [_("No longer works for the chain.")]},
+        )
     if referrer is not None:
         ancestor, seen = referrer, 0
         while ancestor is not None:
@@ -830,6 +846,12 @@ def member_data(member: Member) -> dict:
     }
 
 
+def closed_phone_digest(phone: str) -> str:
+    """A keyed digest of a closed account's number (HMAC-SHA256 under the secret key): it matches the
+    same number again, and without the key cannot be turned back into it."""
+    return salted_hmac("o2o.members.closed-phone", phone, algorithm="sha256").hexdigest()
+
+
 @transaction.atomic
 def erase_member(*, member: Member) -> Member:
     """Close the account: erase the member's personal data and cut the ledgers' link to the person.
@@ -847,6 +869,8 @@ def erase_member(*, member: Member) -> Member:
     )
     FollowUp.objects.filter(member=locked).update(note="")
     fields = {
+        # Kept only so that a CRM cannot bring the account back (members.crm); never shown or read back.
+        "closed_phone_digest": closed_phone_digest(locked.phone) if locked.phone else "",
         "openid": None,
         "unionid": None,
         "nickname": "",

@@ -4,6 +4,8 @@ from collections.abc import Callable
 from typing import TypeVar
 
 from django.db import OperationalError, transaction
+from django.db.models import BigIntegerField, Func
+from django.utils.deconstruct import deconstructible
 
 T = TypeVar("T")
 
@@ -30,3 +32,23 @@ def atomic_with_deadlock_retry(work: Callable[[], T], *, attempts: int = ATTEMPT
             if attempt == attempts or getattr(error.__cause__, "pgcode", None) != DEADLOCK_DETECTED:
                 raise
     raise AssertionError("unreachable")
+
+
+@deconstructible(path="o2o.db.CurrentTransactionId")
+class CurrentTransactionId(Func):
+    """The id of the writing transaction, as a column's database default (`db_default`).
+
+    On PostgreSQL, `pg_current_xact_id()` (the top-level transaction's 64-bit id, from savepoints
+    too): a reader can then tell which rows are final, since every transaction with a smaller id
+    than the oldest one still running has ended. Elsewhere (SQLite: one writer at a time, so rows
+    commit in the order of their ids) it is 0.
+    """
+
+    output_field = BigIntegerField()
+    arity = 0
+
+    def as_sql(self, compiler, connection, **extra_context):
+        return "0", []
+
+    def as_postgresql(self, compiler, connection, **extra_context):
+        return "(pg_current_xact_id()::text::bigint)", []

@@ -33,6 +33,11 @@ EVENTS = frozenset(
         "order.returned",
         "order.exception",
         "member.registered",
+        # Inventory: stock rows changed at one store (one event per change, listing its SKUs),
+        # a row's available stock fell to its low-stock threshold, a transfer was requested.
+        "stock.moved",
+        "stock.low",
+        "transfer.requested",
     }
 )
 

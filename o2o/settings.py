@@ -184,6 +184,11 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
+    # Two choice sets answer to a field named `status`: each keeps a stable component name.
+    "ENUM_NAME_OVERRIDES": {
+        "StatusEnum": "integrations.api.views_orders.ORDER_STATUS_CHOICES",
+        "ErpFulfilmentStepEnum": "integrations.api.views_orders.FULFILMENT_STEP_CHOICES",
+    },
 }
 
 # Celery: Redis in production; kombu's filesystem transport for the embedded demo.
@@ -250,3 +255,19 @@ O2O_NEAREST_STORES_MAX = 100  # the most stores one nearest-store query returns
 O2O_MAX_DELIVERY_RADIUS_KM = 50  # also a database constraint on Store
 # Days the ERP API's call log is kept (integrations.ApiCall), pruned nightly.
 O2O_API_CALL_LOG_DAYS = env.int("O2O_API_CALL_LOG_DAYS", default=90)
+
+# Webhooks (docs/webhooks.md). Plain http only to a loopback host, and only when this is on.
+O2O_WEBHOOK_ALLOW_HTTP_LOOPBACK = env.bool("O2O_WEBHOOK_ALLOW_HTTP_LOOPBACK", default=DEBUG)
+O2O_WEBHOOK_TIMEOUT_SECONDS = env.float("O2O_WEBHOOK_TIMEOUT_SECONDS", default=10.0)
+# After failed attempt n: a random wait in [0, min(cap, base × 2^(n-1))); dead after the last attempt.
+O2O_WEBHOOK_BACKOFF_BASE_SECONDS = env.float("O2O_WEBHOOK_BACKOFF_BASE_SECONDS", default=5.0)
+O2O_WEBHOOK_BACKOFF_CAP_SECONDS = env.float("O2O_WEBHOOK_BACKOFF_CAP_SECONDS", default=3600.0)
+O2O_WEBHOOK_MAX_ATTEMPTS = env.int("O2O_WEBHOOK_MAX_ATTEMPTS", default=12)
+# Send a new delivery as soon as its transaction commits (else the beat sweeper takes it within 10 s).
+O2O_WEBHOOK_DELIVER_ON_COMMIT = env.bool("O2O_WEBHOOK_DELIVER_ON_COMMIT", default=True)
+# The most SKUs one stock.changed event lists; a store with more changes gets several events.
+O2O_WEBHOOK_STOCK_MAX_SKUS = env.int("O2O_WEBHOOK_STOCK_MAX_SKUS", default=5000)
+
+# A TrueType/OpenType font with Chinese glyphs for promoters' posters (a path; .ttc collections
+# work). Empty or missing: a Noto CJK or WenQuanYi font found on the system, else Pillow's own.
+O2O_POSTER_FONT = env.str("O2O_POSTER_FONT", default="")

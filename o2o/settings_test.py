@@ -75,6 +75,8 @@ STORAGES = {
 SECURE_SSL_REDIRECT = False
 CELERY_TASK_ALWAYS_EAGER = True
 CELERY_TASK_EAGER_PROPAGATES = True
+# Tests send webhooks by calling the sweeper themselves, never as a side effect of a commit.
+O2O_WEBHOOK_DELIVER_ON_COMMIT = False
 if REDIS_URL:
     CACHES = {
         "default": {

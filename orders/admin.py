@@ -22,6 +22,10 @@ from orders.models import (
     OrderEvent,
     OrderLine,
     Payment,
+    PosReturn,
+    PosReturnLine,
+    PosSale,
+    PosSaleLine,
     Refund,
     Return,
 )
@@ -206,3 +210,52 @@ class MallSettingsAdmin(admin.ModelAdmin):
 
     def has_delete_permission(self, request, obj=None):
         return False
+
+
+# --- sales at the tills -----------------------------------------------------------------------------
+
+
+class PosSaleLineInline(ReadOnlyInline):
+    model = PosSaleLine
+    fields = readonly_fields = ["sku", "quantity", "unit_price_fen", "amount_fen", "shortfall"]
+
+
+class ShortfallFilter(admin.SimpleListFilter):
+    """Sales that sold more than the store's stock showed as available: the stock team counts these."""
+
+    title = _("stock")
+    parameter_name = "shortfall"
+
+    def lookups(self, request, model_admin):
+        return [("yes", _("Sold beyond the available stock"))]
+
+    def queryset(self, request, queryset):
+        if self.value() == "yes":
+            return queryset.filter(lines__shortfall__gt=0).distinct()
+        return queryset
+
+
+@admin.register(PosSale)
+class PosSaleAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
+    """Sales the stores' tills reported through the ERP API."""
+
+    list_display = ["reference", "store", "sold_at", "total_fen", "paid_fen", "member", "guide", "points_earned"]
+    list_filter = [ShortfallFilter, "store"]
+    search_fields = ["receipt_id", "reference", "member__phone"]
+    list_select_related = ["store", "member", "guide"]
+    date_hierarchy = "sold_at"
+    inlines = [PosSaleLineInline]
+
+
+class PosReturnLineInline(ReadOnlyInline):
+    model = PosReturnLine
+    fields = readonly_fields = ["sku", "quantity", "amount_fen"]
+
+
+@admin.register(PosReturn)
+class PosReturnAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
+    list_display = ["return_id", "sale", "store", "returned_at", "amount_fen", "points_reversed"]
+    list_filter = ["store"]
+    search_fields = ["return_id", "sale__receipt_id"]
+    list_select_related = ["sale", "store"]
+    inlines = [PosReturnLineInline]

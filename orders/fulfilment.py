@@ -2,6 +2,9 @@
 
 Every function takes the acting clerk (`staff`) and refuses, as "no such order" (404), an
 order their store does not fulfil: a clerk sees and acts on their own store's orders only.
+The steps of delivery and pickup may instead be taken by the store's own system (an ERP that
+ships, `actor=StoreActor.system(...)`): the same rules, stock, points and messages, with the
+event recorded as the system's.
 Stock reserved for the order is handed over (consumed) when the goods leave the store: at
 "out for delivery", or at the pickup counter.
 """
@@ -31,15 +34,51 @@ from orders.models import Order, OrderEvent, Refund, Return, ReturnLine
 from orders.pickup import read_pickup_token
 from orders.selectors import mall_settings, transfers_pending_for
 from orders.services import cancel_and_refund, note_on_order, request_refund, transition_order
-from stores.models import Staff
+from stores.models import Staff, Store
 
 
-def _locked_own_order(staff: Staff, order: Order | str) -> Order:
-    """Lock an order the clerk's store fulfils; any other order is "not found"."""
+@dataclass(frozen=True)
+class StoreActor:
+    """Who takes a fulfilment step at the order's store: one of its clerks, or its own system."""
+
+    store_id: int
+    actor_type: str  # OrderEvent.Actor
+    label: str
+    user: AbstractBaseUser | None = None  # signs the stock moves
+    staff: Staff | None = None  # the courier, when a clerk takes the goods out
+    system_store: Store | None = None
+
+    @classmethod
+    def clerk(cls, staff: Staff) -> "StoreActor":
+        return cls(
+            store_id=staff.store_id, actor_type=OrderEvent.Actor.STAFF, label=str(staff), user=staff.user, staff=staff
+        )
+
+    @classmethod
+    def system(cls, *, store: Store, name: str) -> "StoreActor":
+        """The store's ERP reporting a step it took (it ships where the chain lets it)."""
+        return cls(store_id=store.pk, actor_type=OrderEvent.Actor.ERP, label=name, system_store=store)
+
+    @property
+    def store(self) -> Store:
+        return self.staff.store if self.staff is not None else self.system_store
+
+
+def _actor(staff: Staff | None, actor: StoreActor | None) -> StoreActor:
+    if actor is not None:
+        return actor
+    if staff is None:
+        raise TypeError("a fulfilment step needs the clerk (staff) or another actor")
+    return StoreActor.clerk(staff)
+
+
+def _locked_own_order(staff: Staff | StoreActor, order: Order | str) -> Order:
+    """Lock an order the clerk's (or actor's) store fulfils; any other order is "not found"."""
     number = order if isinstance(order, str) else order.number
+    store_id = staff.store_id
     locked = (
         Order.objects.select_for_update(of=("self",))
-        .filter(number=number, fulfilling_store_id=staff.store_id)
+        .filter(number=number, fulfilling_store_id=store_id)
         .select_related("member", "fulfilling_store")
         .first()
     )
@@ -53,8 +92,8 @@ def _require(order: Order, *statuses: str, message: str, code: str = "wrong_stat
         raise Conflict(message, code=code, details={"status": [order.status]})
 
 
-def _hand_over_stock(order: Order, staff: Staff) -> None:
-    held = reserved_under(store=staff.store, reference=order.reference)
+def _hand_over_stock(order: Order, actor: StoreActor) -> None:
+    held = reserved_under(store=actor.store, reference=order.reference)
     wanted: dict[int, int] = {}
     lines = list(order.lines.select_related("sku"))
     for line in lines:
@@ -66,10 +105,10 @@ def _hand_over_stock(order: Order, staff: Staff) -> None:
         )
     skus = {line.sku_id: line.sku for line in lines}
     consume_reserved_stock(
-        store=staff.store,
+        store=actor.store,
         lines=[StockLine(sku=skus[sku_id], quantity=units) for sku_id, units in wanted.items()],
         reference=order.reference,
-        actor=staff.user,
+        actor=actor.user,
         reason=_("handed over"),
     )
 
@@ -112,48 +151,54 @@ def _complete(order: Order, *, actor_type: str, actor_label: str, reason: str, n
 
 
 @transaction.atomic
-def start_preparing(*, staff: Staff, order: Order | str) -> Order:
+def start_preparing(*, staff: Staff | None = None, order: Order | str, actor: StoreActor | None = None) -> Order:
     """Accepted → preparing; refused while a transfer for the order is still on its way."""
-    locked = _locked_own_order(staff, order)
+    actor = _actor(staff, actor)
+    locked = _locked_own_order(actor, order)
     _require(locked, Order.Status.ACCEPTED, message=_("Only an accepted delivery order can be prepared."))
     if locked.fulfilment != Order.Fulfilment.DELIVERY:
         raise Conflict(_("Pickup orders are marked ready instead."), code="wrong_fulfilment")
     if transfers_pending_for(locked):
         raise Conflict(_("Waiting for a stock transfer to arrive."), code="waiting_for_transfer")
     return transition_order(
-        order=locked, to=Order.Status.PREPARING, actor_type=OrderEvent.Actor.STAFF, actor_label=str(staff)
+        order=locked, to=Order.Status.PREPARING, actor_type=actor.actor_type, actor_label=actor.label
     )
 
 
 @transaction.atomic
-def send_out_for_delivery(*, staff: Staff, order: Order | str) -> Order:
-    """Preparing → out for delivery with this clerk; the goods leave the store's stock now."""
-    locked = _locked_own_order(staff, order)
+def send_out_for_delivery(*, staff: Staff | None = None, order: Order | str, actor: StoreActor | None = None) -> Order:
+    """Preparing → out for delivery with this clerk (none: the store's system sent it); the goods
+    leave the store's stock now."""
+    actor = _actor(staff, actor)
+    locked = _locked_own_order(actor, order)
     _require(locked, Order.Status.PREPARING, message=_("Prepare the order before sending it out."))
-    _hand_over_stock(locked, staff)
+    _hand_over_stock(locked, actor)
     sent = transition_order(
         order=locked,
         to=Order.Status.OUT_FOR_DELIVERY,
-        actor_type=OrderEvent.Actor.STAFF,
-        actor_label=str(staff),
-        fields={"courier": staff},
+        actor_type=actor.actor_type,
+        actor_label=actor.label,
+        fields={"courier": actor.staff},
     )
     _tell_shopper(sent)
     return sent
 
 
 @transaction.atomic
-def confirm_delivery(*, staff: Staff, order: Order | str, scanned: bool = False) -> Order:
+def confirm_delivery(
+    *, staff: Staff | None = None, order: Order | str, scanned: bool = False, actor: StoreActor | None = None
+) -> Order:
     """Out for delivery → delivered, confirmed by the clerk (or by scanning the shopper's QR at the door)."""
-    locked = _locked_own_order(staff, order)
+    actor = _actor(staff, actor)
+    locked = _locked_own_order(actor, order)
     if locked.status == Order.Status.DELIVERED or locked.status == Order.Status.COMPLETED:
         raise Conflict(_("This order was already delivered."), code="already_delivered")
     _require(locked, Order.Status.OUT_FOR_DELIVERY, message=_("This order is not out for delivery."))
     return transition_order(
         order=locked,
         to=Order.Status.DELIVERED,
-        actor_type=OrderEvent.Actor.STAFF,
-        actor_label=str(staff),
+        actor_type=actor.actor_type,
+        actor_label=actor.label,
         reason=_("order QR scanned at the door") if scanned else "",
     )
 
@@ -192,15 +237,14 @@ def complete_delivered_orders(*, now: datetime | None = None, batch_size: int = 
 
 
 @transaction.atomic
-def mark_ready(*, staff: Staff, order: Order | str) -> Order:
+def mark_ready(*, staff: Staff | None = None, order: Order | str, actor: StoreActor | None = None) -> Order:
     """Accepted → ready for pickup; the shopper is told."""
-    locked = _locked_own_order(staff, order)
+    actor = _actor(staff, actor)
+    locked = _locked_own_order(actor, order)
     if locked.fulfilment != Order.Fulfilment.PICKUP:
         raise Conflict(_("Delivery orders are prepared and sent out instead."), code="wrong_fulfilment")
     _require(locked, Order.Status.ACCEPTED, message=_("Only an accepted pickup order can be made ready."))
-    ready = transition_order(
-        order=locked, to=Order.Status.READY, actor_type=OrderEvent.Actor.STAFF, actor_label=str(staff)
-    )
+    ready = transition_order(order=locked, to=Order.Status.READY, actor_type=actor.actor_type, actor_label=actor.label)
     _tell_shopper(ready)
     return ready
 
@@ -274,10 +318,11 @@ def _order_by_pickup_code(staff: Staff, code: str) -> Order | None:
 
 
 @transaction.atomic
-def hand_over(*, staff: Staff, order: Order | str) -> Order:
+def hand_over(*, staff: Staff | None = None, order: Order | str, actor: StoreActor | None = None) -> Order:
     """The shopper collects: the reserved goods leave the store and the order completes."""
+    actor = _actor(staff, actor)
     number = order if isinstance(order, str) else order.number
-    locked = _locked_own_order(staff, number)
+    locked = _locked_own_order(actor, number)
     if locked.status in (Order.Status.COMPLETED, Order.Status.RETURNED):
         raise Conflict(_("Already collected."), code="already_collected")
     if locked.fulfilment != Order.Fulfilment.PICKUP:
@@ -286,13 +331,13 @@ def hand_over(*, staff: Staff, order: Order | str) -> Order:
     now = timezone.now()
     if locked.status == Order.Status.ACCEPTED:  # the shopper came before the clerk marked it ready
         locked = transition_order(
-            order=locked, to=Order.Status.READY, actor_type=OrderEvent.Actor.STAFF, actor_label=str(staff), now=now
+            order=locked, to=Order.Status.READY, actor_type=actor.actor_type, actor_label=actor.label, now=now
         )
-    _hand_over_stock(locked, staff)
+    _hand_over_stock(locked, actor)
     return _complete(
         locked,
-        actor_type=OrderEvent.Actor.STAFF,
-        actor_label=str(staff),
+        actor_type=actor.actor_type,
+        actor_label=actor.label,
         reason=_("handed over at the counter"),
         now=now,
     )

@@ -8,6 +8,7 @@ from django.utils.translation import gettext_lazy as _
 
 from inventory.models import SKU
 from members.models import Member
+from o2o.db import CurrentTransactionId
 from o2o.state_machine import StateMachine
 from stores.models import Staff, Store
 
@@ -247,6 +248,7 @@ class OrderEvent(models.Model):
         HQ = "hq", _("HQ")
         SYSTEM = "system", _("System")
         PAYMENT = "payment", _("Payment")
+        ERP = "erp", _("Store system (ERP)")
 
     order = models.ForeignKey(Order, on_delete=models.CASCADE, related_name="events", verbose_name=_("order"))
     from_status = models.CharField(_("from"), max_length=20, blank=True)
@@ -255,11 +257,15 @@ class OrderEvent(models.Model):
     actor_label = models.CharField(_("who"), max_length=64, blank=True)
     reason = models.CharField(_("reason"), max_length=255, blank=True)
     created_at = models.DateTimeField(_("at"), auto_now_add=True)
+    # The writing transaction's id, set by the database: the ERP's change feed hands out only
+    # rows whose transaction has ended, in (xact_id, id) order (integrations.order_feed).
+    xact_id = models.BigIntegerField(_("transaction"), db_default=CurrentTransactionId(), editable=False)
 
     class Meta:
         verbose_name = _("order event")
         verbose_name_plural = _("order events")
         ordering = ["order", "created_at", "pk"]
+        indexes = [models.Index(fields=["xact_id", "id"], name="order_event_feed")]
 
     def __str__(self) -> str:
         return f"{self.from_status or '∅'} → {self.to_status}"
@@ -416,3 +422,114 @@ class DispatchException(Order):
         proxy = True
         verbose_name = _("dispatch exception")
         verbose_name_plural = _("dispatch exceptions")
+
+
+class PosSale(models.Model):
+    """A sale at a store's till (POS), reported by the till through the ERP API: one per (store, receipt).
+
+    A sale to a member counts as an order does (their purchase at this store, points, follow-up
+    calls); `reference` (`POS:<store>:<receipt>`) names it in the stock moves, the points ledger
+    and the purchase record. Lines whose units the store's stock did not show as available carry a
+    `shortfall` for the stock team to count. See docs/erp-api.md, "POS sales and returns".
+    """
+
+    store = models.ForeignKey(Store, on_delete=models.PROTECT, related_name="pos_sales", verbose_name=_("store"))
+    receipt_id = models.CharField(_("receipt"), max_length=32)
+    reference = models.CharField(_("reference"), max_length=64, unique=True)
+    sold_at = models.DateTimeField(_("sold at"))
+    member = models.ForeignKey(
+        Member, null=True, blank=True, on_delete=models.PROTECT, related_name="pos_sales", verbose_name=_("member")
+    )
+    guide = models.ForeignKey(
+        Staff, null=True, blank=True, on_delete=models.SET_NULL, related_name="pos_sales", verbose_name=_("guide")
+    )
+    total_fen = models.PositiveIntegerField(_("total (fen)"), help_text=_("The sum of the lines."))
+    paid_fen = models.PositiveIntegerField(
+        _("paid (fen)"), help_text=_("What was paid in money; points are earned on it.")
+    )
+    points_earned = models.PositiveIntegerField(_("points earned"), default=0)
+    content_digest = models.CharField(
+        _("content digest"),
+        max_length=64,
+        help_text=_("Tells a repeated report from another sale under the same receipt."),
+    )
+    reported_by = models.CharField(_("reported by"), max_length=100, blank=True, help_text=_("The API client."))
+    recorded_at = models.DateTimeField(_("recorded at"), auto_now_add=True)
+
+    class Meta:
+        verbose_name = _("POS sale")
+        verbose_name_plural = _("POS sales")
+        ordering = ["-sold_at", "-pk"]
+        constraints = [
+            # The same receipt never earns or moves stock twice, whatever the retries.
+            models.UniqueConstraint(fields=["store", "receipt_id"], name="pos_sale_once_per_store_receipt"),
+            models.CheckConstraint(condition=Q(paid_fen__lte=F("total_fen")), name="pos_sale_paid_within_total"),
+        ]
+        indexes = [models.Index(fields=["store", "-sold_at"], name="pos_sale_store_latest")]
+
+    def __str__(self) -> str:
+        return self.reference
+
+
+class PosSaleLine(models.Model):
+    sale = models.ForeignKey(PosSale, on_delete=models.CASCADE, related_name="lines", verbose_name=_("sale"))
+    sku = models.ForeignKey(SKU, on_delete=models.PROTECT, related_name="+", verbose_name=_("SKU"))
+    quantity = models.PositiveIntegerField(_("quantity"))
+    unit_price_fen = models.PositiveIntegerField(_("unit price (fen)"))
+    amount_fen = models.PositiveIntegerField(_("amount (fen)"), help_text=_("After line discounts."))
+    shortfall = models.PositiveIntegerField(
+        _("shortfall"), default=0, help_text=_("Units sold that the store's stock did not show as available.")
+    )
+
+    class Meta:
+        verbose_name = _("POS sale line")
+        verbose_name_plural = _("POS sale lines")
+        ordering = ["sale", "pk"]
+        constraints = [
+            models.CheckConstraint(condition=Q(quantity__gte=1), name="pos_sale_line_quantity_positive"),
+            models.CheckConstraint(condition=Q(shortfall__lte=F("quantity")), name="pos_sale_line_shortfall_within"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.sku_id} × {self.quantity}"
+
+
+class PosReturn(models.Model):
+    """Goods of a POS sale brought back to the same store's till: one per (store, return id)."""
+
+    sale = models.ForeignKey(PosSale, on_delete=models.PROTECT, related_name="returns", verbose_name=_("sale"))
+    store = models.ForeignKey(Store, on_delete=models.PROTECT, related_name="pos_returns", verbose_name=_("store"))
+    return_id = models.CharField(_("return"), max_length=32)
+    returned_at = models.DateTimeField(_("returned at"))
+    amount_fen = models.PositiveIntegerField(_("refunded (fen)"))
+    points_reversed = models.PositiveIntegerField(_("points reversed"), default=0)
+    content_digest = models.CharField(_("content digest"), max_length=64)
+    reported_by = models.CharField(_("reported by"), max_length=100, blank=True)
+    recorded_at = models.DateTimeField(_("recorded at"), auto_now_add=True)
+
+    class Meta:
+        verbose_name = _("POS return")
+        verbose_name_plural = _("POS returns")
+        ordering = ["-returned_at", "-pk"]
+        constraints = [
+            models.UniqueConstraint(fields=["store", "return_id"], name="pos_return_once_per_store_return"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.sale_id} ↩ {self.return_id}"
+
+
+class PosReturnLine(models.Model):
+    pos_return = models.ForeignKey(PosReturn, on_delete=models.CASCADE, related_name="lines", verbose_name=_("return"))
+    sku = models.ForeignKey(SKU, on_delete=models.PROTECT, related_name="+", verbose_name=_("SKU"))
+    quantity = models.PositiveIntegerField(_("quantity"))
+    amount_fen = models.PositiveIntegerField(_("refunded (fen)"))
+
+    class Meta:
+        verbose_name = _("POS returned line")
+        verbose_name_plural = _("POS returned lines")
+        ordering = ["pos_return", "pk"]
+        constraints = [models.CheckConstraint(condition=Q(quantity__gte=1), name="pos_return_line_quantity_positive")]
+
+    def __str__(self) -> str:
+        return f"{self.sku_id} × {self.quantity}"

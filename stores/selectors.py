@@ -9,6 +9,7 @@ from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal
 
 from django.conf import settings
 from django.db.models import Max, Q, QuerySet
+from django.urls import reverse
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
@@ -311,3 +312,9 @@ def stores_visible_to(user) -> QuerySet[Store]:
     if staff is None:
         return Store.objects.none()
     return Store.objects.filter(pk=staff.store_id)
+
+
+def guide_entry_url(staff: Staff) -> str:
+    """The absolute address a guide's personal QR code carries: whoever registers after opening it
+    becomes the guide's customer (the page itself belongs to the members app, named here by URL)."""
+    return settings.O2O_PUBLIC_URL + reverse("members:guide-entry", args=[staff.staff_code])

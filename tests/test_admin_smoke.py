@@ -11,9 +11,12 @@ from django.test import RequestFactory
 from django.urls import reverse
 from django.utils import timezone
 
-from commissions.models import CategoryCommissionRate
+from commissions.models import CategoryCommissionRate, Payout
 from commissions.selectors import commission_settings
+from integrations.models import ErpConnection, SyncJob, SyncRun
+from integrations.outbox import record_webhook_event
 from integrations.services import record_api_call, rotate_api_key
+from integrations.webhook_endpoints import create_webhook_endpoint
 from inventory.models import Category, Stock, StockMove, StockTransfer
 from inventory.services import StockLine, receive_stock, receive_transfer, request_transfer, reserve_stock
 from members.campaigns import create_campaign, create_segment
@@ -21,6 +24,7 @@ from members.models import CampaignMessage, CategoryPointsRate
 from members.selectors import campaign_settings, loyalty_settings
 from members.services import earn_points, open_follow_ups
 from o2o.geo import Point, wgs84_to_gcj02
+from orders import pos as till
 from orders.dispatch import dispatch_order, expire_overdue_assignments
 from orders.selectors import mall_settings
 from orders.services import confirm_payment, place_order, request_refund, set_cart_quantity
@@ -94,6 +98,38 @@ def chain():
         campaign=campaign, member=member, channel="sms", status="skipped_no_consent", at=timezone.now()
     )
     campaign_settings()
+    # An ERP webhook endpoint with one event in the outbox and its delivery
+    erp = ApiClientFactory(name="总部 ERP", scopes=["webhooks"])
+    create_webhook_endpoint(client=erp, url="https://erp.example.com/hooks", event_types=["member.created"])
+    record_webhook_event(event_type="member.created", payload={"member_id": member.pk}, store_ids=None)
+    # A till sale to the member, beyond a stock the shop never had, and one unit of it returned
+    toy = SkuFactory(product__name="积木", code="TOY-1")
+    till.record_pos_sale(
+        store=shop,
+        receipt_id="R-1",
+        sold_at=timezone.now(),
+        lines=[till.SaleLine(sku_code="TOY-1", quantity=2, unit_price_fen=5000, amount_fen=10000)],
+        total_fen=10000,
+        member=till.MemberRef(member_id=member.pk),
+    )
+    till.record_pos_return(
+        store=shop,
+        return_id="RT-1",
+        receipt_id="R-1",
+        returned_at=timezone.now(),
+        lines=[till.ReturnedLine(sku_code=toy.code, quantity=1, amount_fen=5000)],
+    )
+    # An ERP we call on a schedule, its stock job and one failed run
+    erp_pull = ErpConnection.objects.create(
+        name="总部 ERP", base_url="https://erp.example.com/o2o", auth_token="Bearer x"
+    )
+    erp_pull.stores.set([source])
+    job = SyncJob.objects.create(connection=erp_pull, kind=SyncJob.Kind.PULL_STOCK, cursor="2")
+    SyncRun.objects.create(
+        job=job, status="failed", finished_at=timezone.now(), duration_ms=1200, pages=2, errors=["x"]
+    )
+    # A promoter's withdrawal waiting for HQ (the page shows the balances and the decision buttons)
+    Payout.objects.create(member=member.referrer, amount_fen=1000)
     return {"source": source, "destination": destination, "sku": sku, "transfer": transfer}
 
 

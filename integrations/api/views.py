@@ -31,10 +31,10 @@ from stores.models import Store
 
 TAGS = ["erp"]
 PAGE_PARAMETERS = [
-    OpenApiParameter("page", OpenApiTypes.INT, description="1-based page number."),
+    OpenApiParameter("page", {"type": "integer", "minimum": 1}, description="1-based page number."),
     OpenApiParameter(
         "page_size",
-        OpenApiTypes.INT,
+        {"type": "integer", "minimum": 1, "maximum": CappedPagination.max_page_size},
         description=f"Rows per page: {CappedPagination.page_size} by default, at most "
         f"{CappedPagination.max_page_size} (beyond: 422 `page_size_too_large`).",
     ),
@@ -324,6 +324,12 @@ class StoreFollowUpsApi(ErpApi):
 
     class FilterSerializer(serializers.Serializer):
         day = serializers.DateField(required=False, input_formats=["iso-8601"])
+
+        def validate(self, attrs):
+            # `?day=` with nothing after it is a mistake, not "today": leave the parameter out for today.
+            if self.initial_data.get("day", None) == "":
+                raise serializers.ValidationError({"day": [_("Give a date as YYYY-MM-DD, or leave day out.")]})
+            return attrs
 
     class OutputSerializer(serializers.Serializer):
         store_code = serializers.CharField()

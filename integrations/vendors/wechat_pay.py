@@ -50,6 +50,7 @@ __all__ = [
     "PaymentNotConfigured",
     "PaymentNotice",
     "RefundResult",
+    "TransferResult",
     "WeChatPayGateway",
     "notification_ack",
     "notification_nack",
@@ -117,6 +118,25 @@ class RefundResult:
     status: str
 
 
+@dataclass(frozen=True, kw_only=True)
+class TransferResult:
+    """What WeChat Pay says of one transfer to a user's change (商家转账到零钱).
+
+    `status` is the detail's: INIT, WAIT_PAY, PROCESSING (on its way), SUCCESS (paid) or FAIL
+    (not paid: `fail_reason` says why, e.g. ACCOUNT_FROZEN, REAL_NAME_CHECK_FAIL).
+    """
+
+    out_batch_no: str
+    out_detail_no: str
+    status: str
+    detail_id: str = ""
+    fail_reason: str = ""
+
+    @property
+    def is_final(self) -> bool:
+        return self.status in ("SUCCESS", "FAIL")
+
+
 class PaymentGatewayError(ApplicationError):
     """WeChat Pay answered with an error, an answer that fails its signature or makes no sense, or could not be reached.
 
@@ -173,6 +193,7 @@ class WeChatPayGateway:
     """
 
     is_development = False
+    can_transfer = True  # pays users out (transfer to change)
 
     def __init__(
         self,
@@ -439,6 +460,66 @@ class WeChatPayGateway:
             out_refund_no=str(data.get("out_refund_no") or out_refund_no), refund_id=refund_id, status=status
         )
 
+    # -- paying users out (commission payouts) ------------------------------------------------------
+
+    def transfer(
+        self, *, out_batch_no: str, out_detail_no: str, amount_fen: int, openid: str, remark: str
+    ) -> TransferResult:
+        """Send `amount_fen` to the change (零钱) of the user `openid` of this app: one batch of one
+        detail. The out numbers name the transfer: WeChat Pay refuses a second batch with the same
+        `out_batch_no`, so a retry never pays twice. The result comes later: `query_transfer`.
+        WeChat Pay asks for the payee's real name from 2,000 yuan up; this client sends none, so the
+        caller pays such amounts another way.
+        """
+        if isinstance(amount_fen, bool) or not isinstance(amount_fen, int) or amount_fen < 1:
+            raise ValueError(f"amount_fen must be a positive integer, not {amount_fen!r}")
+        if not openid:
+            raise ValueError("a transfer needs the payee's openid")
+        remark = remark[:32]
+        code, data = self._call(
+            "transfer",
+            self._pay.transfer_batch,
+            out_batch_no=out_batch_no,
+            batch_name=remark,
+            batch_remark=remark,
+            total_amount=amount_fen,
+            total_num=1,
+            transfer_detail_list=[
+                {
+                    "out_detail_no": out_detail_no,
+                    "transfer_amount": amount_fen,
+                    "transfer_remark": remark,
+                    "openid": openid,
+                }
+            ],
+        )
+        self._raise_unless_ok("transfer", code, data)
+        if not data.get("batch_id"):
+            raise self._unexpected("transfer", code)
+        return TransferResult(out_batch_no=out_batch_no, out_detail_no=out_detail_no, status="PROCESSING")
+
+    def query_transfer(self, *, out_batch_no: str, out_detail_no: str) -> TransferResult | None:
+        """Where a transfer is; None if WeChat Pay has no such transfer (it was never accepted)."""
+        code, data = self._call(
+            "query_transfer",
+            self._pay.transfer_query_out_detail_no,
+            out_detail_no=out_detail_no,
+            out_batch_no=out_batch_no,
+        )
+        if code == 404:
+            return None
+        self._raise_unless_ok("query_transfer", code, data)
+        status = data.get("detail_status")
+        if not isinstance(status, str) or not status:
+            raise self._unexpected("query_transfer", code)
+        return TransferResult(
+            out_batch_no=out_batch_no,
+            out_detail_no=out_detail_no,
+            status=status,
+            detail_id=_text(data.get("detail_id")),
+            fail_reason=_text(data.get("fail_reason")),
+        )
+
     # -- talking to WeChat Pay -------------------------------------------------------------------
 
     def _call(self, action: str, method: Callable[..., tuple[int, Any]], **kwargs: Any) -> tuple[int, dict[str, Any]]:
@@ -502,6 +583,7 @@ class DevelopmentGateway:
     """
 
     is_development = True
+    can_transfer = False  # moves no money, so pays nobody out: payouts are paid by hand
 
     def __init__(self, *, now: Callable[[], dt.datetime] = timezone.now) -> None:
         self._now = now

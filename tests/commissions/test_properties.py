@@ -6,15 +6,23 @@ from decimal import Decimal
 
 import pytest
 from django.db import IntegrityError, transaction
+from django.db.models import Q
 from django.utils import timezone
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, rule, run_state_machine_as_test
 
 from commissions import rules as arithmetic
-from commissions.models import CommissionEntry, CommissionSettings
+from commissions.models import OPEN_PAYOUT_STATES, CommissionEntry, CommissionSettings, Payout
 from commissions.selectors import balances, forget_commission_settings, ledger_sum
-from commissions.services import beneficiaries_of, settle_due_commissions
+from commissions.services import (
+    approve_payout,
+    beneficiaries_of,
+    mark_payout_paid,
+    reject_payout,
+    request_payout,
+    settle_due_commissions,
+)
 from inventory.services import receive_stock
 from o2o.errors import ApplicationError
 from orders.fulfilment import cancel_by_hq, return_at_store
@@ -106,12 +114,13 @@ def test_partial_refunds_reverse_at_most_the_earning_and_a_full_refund_exactly_i
 
 
 class CommissionLedger(RuleBasedStateMachine):
-    """Any mix of paid orders, collections, partial and full refunds, cancellations and settlement."""
+    """Any mix of paid orders, collections, partial and full refunds, cancellations, settlement and
+    payouts (requested, approved and paid by hand, or rejected): pending → settled → paid."""
 
     @initialize()
     def start(self):
         CommissionSettings.objects.update_or_create(
-            pk=1, defaults={"depth": 2, "order_cap_bp": 2000, "return_window_days": 7}
+            pk=1, defaults={"depth": 2, "order_cap_bp": 2000, "return_window_days": 7, "min_payout_fen": 100}
         )
         forget_commission_settings()
         self.store = StoreFactory(latitude=Decimal("30.28"), longitude=Decimal("120.15"))
@@ -125,6 +134,12 @@ class CommissionLedger(RuleBasedStateMachine):
         self.orders: list[int] = []
         self.now = timezone.now()
         self.settled: set[int] = set()
+        self.hq = HQUserFactory()
+        # One collected sale already settled, so withdrawals have something to draw on from the start.
+        self.orders.append(buy_order(self.store, self.clerk, self.buyer, {self.sku: 4}, complete=True).pk)
+        self.now += timedelta(days=8)
+        settle_due_commissions(at=self.now)
+        self.beneficiaries = [{"member": self.sharer}, {"member": self.top}, {"staff": self.guide}]
 
     @rule(quantity=st.integers(min_value=1, max_value=4), collect=st.booleans())
     def a_sale(self, quantity, collect):
@@ -157,13 +172,67 @@ class CommissionLedger(RuleBasedStateMachine):
         settle_due_commissions(at=self.now)
         self.settled |= set(CommissionEntry.objects.filter(status="settled").values_list("pk", flat=True))
 
+    @rule(data=st.data())
+    def a_withdrawal(self, data):
+        who = data.draw(st.sampled_from(self.beneficiaries))
+        before = balances(**who)
+        within = st.integers(min_value=100, max_value=max(before.available_fen, 100))
+        amount = data.draw(st.one_of(within, within, st.integers(min_value=1, max_value=before.available_fen + 500)))
+        count = self._payouts().count()
+        try:
+            payout = request_payout(**who, amount_fen=amount)
+        except ApplicationError as refused:
+            assert refused.status < 500
+            assert self._payouts().count() == count
+            assert balances(**who) == before
+            return
+        assert 100 <= amount <= before.available_fen
+        decision = data.draw(st.sampled_from(["later", "pay", "reject"]))
+        if decision != "later":
+            self._decide(payout.pk, pay=decision == "pay")
+
+    @rule(data=st.data(), pay=st.booleans())
+    def hq_decides(self, data, pay):
+        open_ids = list(self._payouts().filter(status="requested").order_by("pk").values_list("pk", flat=True))
+        if not open_ids:
+            return
+        self._decide(data.draw(st.sampled_from(open_ids)), pay=pay)
+
+    def _payouts(self):
+        """This example's payouts only: the database is not emptied between examples."""
+        return Payout.objects.filter(Q(member__in=[self.sharer, self.top]) | Q(staff=self.guide))
+
+    def _decide(self, payout_id, *, pay):
+        try:
+            if pay:
+                approve_payout(payout_id=payout_id, by=self.hq, method="manual")
+                mark_payout_paid(payout_id=payout_id, by=self.hq, reference=f"bank-{payout_id}")
+                event("a payout paid")
+            else:
+                reject_payout(payout_id=payout_id, by=self.hq, reason="核实中")
+        except ApplicationError as refused:  # a late refund took the balance below the amount
+            assert refused.code == "payout_over_available"
+            reject_payout(payout_id=payout_id, by=self.hq, reason="余额不足")
+
     @invariant()
     def balances_are_the_ledger_s_sum(self):
         if not hasattr(self, "buyer"):
             return
-        for who in ({"member": self.sharer}, {"member": self.top}, {"staff": self.guide}):
+        for who in self.beneficiaries:
             owed = balances(**who)
             assert owed.pending_fen + owed.settled_fen == ledger_sum(**who)
+            payouts = Payout.objects.filter(**who)
+            assert owed.paid_fen == sum(p.amount_fen for p in payouts if p.status == "paid")
+            assert owed.requested_fen == sum(p.amount_fen for p in payouts if p.status in OPEN_PAYOUT_STATES)
+            assert owed.available_fen >= 0
+
+    @invariant()
+    def each_paid_payout_is_one_ledger_entry_of_its_amount(self):
+        if not hasattr(self, "buyer"):
+            return
+        for payout in self._payouts():
+            entries = list(CommissionEntry.objects.filter(payout=payout).values_list("amount_fen", "status"))
+            assert entries == ([(-payout.amount_fen, "settled")] if payout.status == "paid" else [])
 
     @invariant()
     def no_order_takes_back_more_than_it_earned_and_the_cap_holds(self):
@@ -188,7 +257,7 @@ def test_the_commission_ledger_balances_after_any_mix_of_sales_refunds_and_settl
         CommissionLedger,
         settings=settings(
             max_examples=12,
-            stateful_step_count=10,
+            stateful_step_count=12,
             deadline=None,
             suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
         ),

@@ -4,6 +4,7 @@ The endpoints are read from the erp URL module, so an endpoint added later is ch
 (its scope, its store restriction) without anyone remembering to add it.
 """
 
+import uuid
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -54,17 +55,18 @@ def member(store):
 
 
 def _url(pattern, *, store, member) -> str:
-    values = {"store_code": store.code, "member_id": member.pk}
+    values = {"store_code": store.code, "member_id": member.pk, "number": "2506020000000001"}
     return reverse(f"erp:{pattern.name}", kwargs={name: values[name] for name in pattern.pattern.converters})
 
 
 def _call(api_client, method: str, url: str, key: str):
-    # A valid lookup query for GET; writes send an empty JSON body (their validation is not the point here).
+    # A valid lookup query for GET; writes send an empty JSON body (their validation is not the point here)
+    # under a new Idempotency-Key.
     params = {"phone": "13800138000"} if method == "get" and url.endswith("/lookup/") else {}
     send = getattr(api_client, method)
     if method == "get":
         return send(url, params, HTTP_AUTHORIZATION=f"Bearer {key}")
-    return send(url, {}, format="json", HTTP_AUTHORIZATION=f"Bearer {key}")
+    return send(url, {}, format="json", HTTP_AUTHORIZATION=f"Bearer {key}", HTTP_IDEMPOTENCY_KEY=str(uuid.uuid4()))
 
 
 def test_the_erp_api_has_endpoints_and_each_declares_a_known_scope():

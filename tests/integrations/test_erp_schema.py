@@ -21,6 +21,17 @@ def test_every_erp_endpoint_is_documented_with_the_bearer_key_and_its_scope(sche
         "/api/v1/erp/members/lookup/",
         "/api/v1/erp/members/{member_id}/points/",
         "/api/v1/erp/stores/{store_code}/follow-ups/",
+        "/api/v1/erp/stores/{store_code}/sales/",
+        "/api/v1/erp/stores/{store_code}/returns/",
+        "/api/v1/erp/catalog/products/",
+        "/api/v1/erp/prices/",
+        "/api/v1/erp/stores/{store_code}/stock/",
+        "/api/v1/erp/stores/{store_code}/stock/snapshot/",
+        "/api/v1/erp/stores/{store_code}/stock/moves/",
+        "/api/v1/erp/stock/changes/",
+        "/api/v1/erp/orders/changes/",
+        "/api/v1/erp/orders/{number}/status/",
+        "/api/v1/erp/members/upsert/",
     }
     assert len(erp_paths) == len(erp_urls.urlpatterns)
     for path, operations in erp_paths.items():

@@ -31,6 +31,7 @@ from integrations.vendors.wechat_pay import (
     PaymentNotConfigured,
     PaymentNotice,
     RefundResult,
+    TransferResult,
     WeChatPayGateway,
     notification_ack,
     notification_nack,
@@ -713,6 +714,101 @@ def test_a_refused_refund_raises_payment_gateway_error(gateway, wechat_pay_api):
         gateway.refund(out_trade_no="O1", out_refund_no="R1", refund_fen=100, total_fen=100, reason="")
 
     assert refused.value.details["wechat_code"] == "NOT_ENOUGH"
+
+
+TRANSFER_PATH = "/v3/transfer/batches"
+TRANSFER_DETAIL_PATH = "/v3/transfer/batches/out-batch-no/PO7A1/details/out-detail-no/PO7A1D1"
+
+
+def test_a_transfer_is_one_batch_of_one_detail_in_fen(gateway, wechat_pay_api):
+    wechat_pay_api.answer(
+        "POST",
+        TRANSFER_PATH,
+        200,
+        {
+            "out_batch_no": "PO7A1",
+            "batch_id": "1030000071100999991182020050700019480001",
+            "create_time": "2025-03-01T17:10:00+08:00",
+            "batch_status": "ACCEPTED",
+        },
+    )
+
+    result = gateway.transfer(
+        out_batch_no="PO7A1", out_detail_no="PO7A1D1", amount_fen=1990, openid=OPENID, remark="佣金提现"
+    )
+
+    assert result == TransferResult(out_batch_no="PO7A1", out_detail_no="PO7A1D1", status="PROCESSING")
+    assert wechat_pay_api.last_json() == {
+        "appid": APPID,
+        "out_batch_no": "PO7A1",
+        "batch_name": "佣金提现",
+        "batch_remark": "佣金提现",
+        "total_amount": 1990,
+        "total_num": 1,
+        "transfer_detail_list": [
+            {"out_detail_no": "PO7A1D1", "transfer_amount": 1990, "transfer_remark": "佣金提现", "openid": OPENID}
+        ],
+    }
+
+
+def test_a_second_batch_with_the_same_number_is_wechat_pays_refusal(gateway, wechat_pay_api):
+    wechat_pay_api.answer("POST", TRANSFER_PATH, 400, {"code": "INVALID_REQUEST", "message": "商户批次单号已存在"})
+
+    with pytest.raises(PaymentGatewayError) as refused:
+        gateway.transfer(out_batch_no="PO7A1", out_detail_no="PO7A1D1", amount_fen=1990, openid=OPENID, remark="x")
+
+    assert refused.value.details["wechat_code"] == "INVALID_REQUEST"
+
+
+@pytest.mark.parametrize(("amount_fen", "openid"), [(0, OPENID), (True, OPENID), (100, "")])
+def test_a_transfer_refuses_impossible_arguments_before_asking(gateway, wechat_pay_api, amount_fen, openid):
+    with pytest.raises(ValueError):
+        gateway.transfer(out_batch_no="B", out_detail_no="D", amount_fen=amount_fen, openid=openid, remark="x")
+    assert wechat_pay_api.requests == []
+
+
+def test_the_transfer_query_reads_the_detail_status(gateway, wechat_pay_api):
+    wechat_pay_api.answer(
+        "GET",
+        TRANSFER_DETAIL_PATH,
+        200,
+        {
+            "mchid": MCHID,
+            "out_batch_no": "PO7A1",
+            "batch_id": "1030000071100999991182020050700019480001",
+            "appid": APPID,
+            "out_detail_no": "PO7A1D1",
+            "detail_id": "1040000071100999991182020050700019500100",
+            "detail_status": "FAIL",
+            "transfer_amount": 1990,
+            "transfer_remark": "佣金提现",
+            "fail_reason": "ACCOUNT_FROZEN",
+            "openid": OPENID,
+            "initiate_time": "2025-03-01T17:10:00+08:00",
+            "update_time": "2025-03-01T17:10:05+08:00",
+        },
+    )
+
+    result = gateway.query_transfer(out_batch_no="PO7A1", out_detail_no="PO7A1D1")
+
+    assert result == TransferResult(
+        out_batch_no="PO7A1",
+        out_detail_no="PO7A1D1",
+        status="FAIL",
+        detail_id="1040000071100999991182020050700019500100",
+        fail_reason="ACCOUNT_FROZEN",
+    )
+    assert result.is_final
+
+
+def test_a_transfer_wechat_pay_never_got_is_none(gateway, wechat_pay_api):
+    wechat_pay_api.answer("GET", TRANSFER_DETAIL_PATH, 404, {"code": "NOT_FOUND", "message": "记录不存在"})
+
+    assert gateway.query_transfer(out_batch_no="PO7A1", out_detail_no="PO7A1D1") is None
+
+
+def test_the_development_gateway_pays_nobody_out():
+    assert DevelopmentGateway().can_transfer is False
 
 
 @pytest.mark.parametrize(("refund_fen", "total_fen"), [(0, 100), (101, 100), (100, 0)])
