@@ -6,7 +6,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 export PORT ?= 8000
 
-.PHONY: run test bench lint install install-dev browser clean
+.PHONY: run test bench fuzz lint install install-dev browser clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -33,6 +33,10 @@ test: $(VENV)/.installed-dev
 ## make bench: run the benchmarks in bench/ and print their figures
 bench: $(VENV)/.installed-dev
 	$(PY) -m bench
+
+## make fuzz: schemathesis against the ERP API with fresh random requests, 200 per operation
+fuzz: $(VENV)/.installed-dev
+	O2O_FUZZ_EXAMPLES=$${O2O_FUZZ_EXAMPLES:-200} $(PY) -m pytest tests/integrations/test_erp_schemathesis.py
 
 lint: $(VENV)/.installed-dev
 	$(VENV)/bin/ruff check .

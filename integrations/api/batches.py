@@ -39,10 +39,20 @@ def batch_items(data: Any, key: str, cap: int) -> list[Any]:
     return items
 
 
+_BOOLEAN = {"true": True, "1": True, "false": False, "0": False}
+
+
 def all_or_nothing(request) -> bool:
-    """`?atomic=true` or `"mode": "all_or_nothing"` in the body."""
-    if request.query_params.get("atomic", "").lower() in ("1", "true", "yes"):
-        return True
+    """`?atomic=true` or `"mode": "all_or_nothing"` in the body.
+
+    `atomic` is a boolean: true/false (or 1/0). Anything else is refused rather than read as false,
+    so a caller who meant all-or-nothing never gets a half-written batch by a typo."""
+    atomic = request.query_params.get("atomic")
+    if atomic is not None:
+        if atomic.lower() not in _BOOLEAN:
+            raise ApplicationError(_("atomic is true or false."), code="invalid", details={"atomic": [atomic[:20]]})
+        if _BOOLEAN[atomic.lower()]:
+            return True
     mode = request.data.get("mode", MODE_EACH) if isinstance(request.data, dict) else MODE_EACH
     if mode not in (MODE_EACH, MODE_ALL_OR_NOTHING):
         raise ApplicationError(_("mode is each or all_or_nothing."), code="invalid", details={"mode": [str(mode)[:40]]})

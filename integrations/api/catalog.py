@@ -93,6 +93,7 @@ class CatalogProductsApi(ErpWriteApi):
     """Create or update products and their SKUs, up to 1,000 a request, answered item by item."""
 
     required_scope = Scope.CATALOG_WRITE
+    query_parameters = frozenset({"atomic"})
 
     class InputSerializer(serializers.Serializer):
         mode = serializers.ChoiceField(
@@ -217,6 +218,7 @@ class PricesApi(ErpWriteApi):
     """Set HQ's prices and the stores' own prices, up to 1,000 a request, answered item by item."""
 
     required_scope = Scope.PRICES_WRITE
+    query_parameters = frozenset({"atomic"})
 
     class InputSerializer(serializers.Serializer):
         mode = serializers.ChoiceField(

@@ -442,6 +442,7 @@ class StoreStockApi(ErpApi):
     """A store's stock rows, by SKU code, optionally only some SKUs."""
 
     required_scope = Scope.STOCK_READ
+    query_parameters = frozenset({"sku", "page", "page_size"})
 
     class OutputSerializer(serializers.Serializer):
         store_code = serializers.CharField()
@@ -506,6 +507,7 @@ class StockChangesApi(ErpApi):
     """Stock rows changed since a cursor, in the stores this client may touch."""
 
     required_scope = Scope.STOCK_READ
+    query_parameters = frozenset({"cursor", "page_size"})
 
     class OutputSerializer(serializers.Serializer):
         results = StockRowSerializer(many=True)

@@ -24,7 +24,7 @@ from integrations.models import ApiClient, Scope
 from members.models import FollowUp, Member, PointsEntry
 from members.selectors import points_history
 from members.services import member_by_card_code
-from o2o.errors import NotFound
+from o2o.errors import ApplicationError, NotFound
 from o2o.phone import normalize_cn_mobile
 from orders.api.serializers import ErrorSerializer
 from stores.models import Store
@@ -65,6 +65,22 @@ class ErpApi(APIView):
     throttle_classes = [ClientRateThrottle]
     renderer_classes = [JSONRenderer]
     required_scope: str | None = None
+    #: The query parameters this endpoint reads, as its schema documents them. Any other is refused
+    #: with 400 `invalid` before anything is read or written: a misspelt one (`?curser=`, `?skus=`)
+    #: would otherwise be ignored, and the answer (a feed from its start, every SKU) taken for the
+    #: one asked for.
+    query_parameters: frozenset[str] = frozenset()
+
+    def initial(self, request: Request, *args, **kwargs) -> None:
+        super().initial(request, *args, **kwargs)  # the API key, the scope and the rate come first
+        unknown = sorted(set(request.query_params) - self.query_parameters)
+        if unknown:
+            shown = [name[:40] for name in unknown[:5]]
+            raise ApplicationError(
+                _("Unknown parameters: {names}.").format(names=", ".join(shown)),
+                code="invalid",
+                details={name: [_("Unknown parameter.")] for name in shown},
+            )
 
     def permission_denied(self, request: Request, message=None, code=None):
         if not request.successful_authenticator:
@@ -135,6 +151,7 @@ class MemberLookupApi(ErpApi):
     """The member at the counter, by the code their member card shows or by their mobile number."""
 
     required_scope = Scope.MEMBERS_READ
+    query_parameters = frozenset({"card_code", "phone"})
 
     class FilterSerializer(serializers.Serializer):
         card_code = serializers.CharField(required=False, max_length=40)
@@ -235,6 +252,7 @@ class MemberPointsApi(ErpApi):
     """A member's points balance and the ledger behind it, newest first."""
 
     required_scope = Scope.MEMBERS_READ
+    query_parameters = frozenset({"page", "page_size"})
 
     class OutputSerializer(serializers.Serializer):
         member_id = serializers.IntegerField()
@@ -321,6 +339,7 @@ class StoreFollowUpsApi(ErpApi):
     """A store's calls for the day (open, due that day or overdue), for the POS to print each morning."""
 
     required_scope = Scope.FOLLOWUPS_READ
+    query_parameters = frozenset({"day", "page", "page_size"})
 
     class FilterSerializer(serializers.Serializer):
         day = serializers.DateField(required=False, input_formats=["iso-8601"])
