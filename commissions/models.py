@@ -20,6 +20,8 @@ from stores.models import Staff
 
 # The note of a reversal made after its earning had settled: HQ's anomaly list looks for it.
 REFUNDED_AFTER_SETTLEMENT = "refunded after settlement"
+# The note of a sign-up reward taken back: the customer proved to be a member already.
+SIGNUP_TAKEN_BACK = "already a member: sign-up taken back"
 
 _ONE_BENEFICIARY = (Q(member__isnull=False) & Q(staff__isnull=True)) | (Q(member__isnull=True) & Q(staff__isnull=False))
 

@@ -10,7 +10,7 @@ from datetime import datetime, timedelta
 
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import IntegrityError, transaction
-from django.db.models import Q, Sum
+from django.db.models import Exists, OuterRef, Q, Sum
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
@@ -19,6 +19,7 @@ from commissions.models import (
     OPEN_PAYOUT_STATES,
     PAYOUT_STATES,
     REFUNDED_AFTER_SETTLEMENT,
+    SIGNUP_TAKEN_BACK,
     CommissionEntry,
     CommissionSettings,
     Payout,
@@ -195,6 +196,52 @@ def reward_guide_signup(*, member_id: int, at: datetime | None = None) -> Commis
         return None  # rewarded already
 
 
+def on_member_claimed(*, retired_id: int, bindings_carried: bool, at: datetime | None = None) -> None:
+    """A WeChat sign-up (`retired_id`) took over a membership opened in a store (members.verification).
+
+    A sign-up that earned or was paid commission has a ledger of its own, which is not moved: the
+    claim is refused. If its guide binding was dropped (the membership already had one), the guide's
+    sign-up reward for it is taken back: the guide did not bring in a new customer.
+    """
+    from members.verification import has_history
+
+    if (
+        CommissionEntry.objects.filter(member_id=retired_id).exists()
+        or Payout.objects.filter(member_id=retired_id).exists()
+    ):
+        raise has_history()
+    if not bindings_carried:
+        take_back_claimed_signup(customer_id=retired_id, at=at)
+
+
+def take_back_claimed_signup(*, customer_id: int, at: datetime | None = None) -> list[CommissionEntry]:
+    """A negative entry against each sign-up reward for `customer_id` (pending with a pending
+    reward, and settled with it; settled at once if it already was)."""
+    at = at or timezone.now()
+    made = []
+    for reward in CommissionEntry.objects.select_for_update().filter(customer_id=customer_id, kind=Kind.SIGNUP):
+        if CommissionEntry.objects.filter(
+            customer_id=customer_id, staff_id=reward.staff_id, kind=Kind.REVERSE, order__isnull=True
+        ).exists():
+            continue
+        settled = reward.status == Status.SETTLED
+        made.append(
+            CommissionEntry.objects.create(
+                staff_id=reward.staff_id,
+                kind=Kind.REVERSE,
+                status=Status.SETTLED if settled else Status.PENDING,
+                settled_at=at if settled else None,
+                level=reward.level,
+                customer_id=customer_id,
+                amount_fen=-reward.amount_fen,
+                reference="claim",
+                note=SIGNUP_TAKEN_BACK,
+                created_at=at,
+            )
+        )
+    return made
+
+
 SETTLE_BATCH = 1000
 
 
@@ -210,10 +257,24 @@ def settle_due_commissions(*, at: datetime | None = None, batch_size: int = SETT
     ).values("pk")
     closed_orders = Order.objects.filter(status=Order.Status.CANCELLED).values("pk")
     on_orders = [Kind.EARN, Kind.REVERSE]
+    signed_up_before = at - window
     due = CommissionEntry.objects.filter(status=Status.PENDING).filter(
         Q(kind__in=on_orders, order__in=safe_orders)
         | Q(kind__in=on_orders, order__in=closed_orders)
-        | Q(kind=Kind.SIGNUP, created_at__lte=at - window)
+        | Q(kind=Kind.SIGNUP, created_at__lte=signed_up_before)
+        # A sign-up reward taken back (`take_back_claimed_signup`) settles with the reward itself.
+        | Q(
+            Exists(
+                CommissionEntry.objects.filter(
+                    kind=Kind.SIGNUP,
+                    customer=OuterRef("customer"),
+                    staff=OuterRef("staff"),
+                    created_at__lte=signed_up_before,
+                )
+            ),
+            kind=Kind.REVERSE,
+            order__isnull=True,
+        )
     )
     settled = 0
     while True:

@@ -27,7 +27,14 @@ def _member_registered(*, member_id: int, guide_id: int | None = None, **_payloa
         reward_guide_signup(member_id=member_id)
 
 
+def _member_claimed(*, retired_id: int, bindings_carried: bool, **_payload) -> None:
+    from commissions.services import on_member_claimed
+
+    on_member_claimed(retired_id=retired_id, bindings_carried=bindings_carried)
+
+
 def connect() -> None:
     subscribe("order.paid", _order_paid, when="transaction")
     subscribe("order.refunded", _order_refunded, when="transaction")
     subscribe("member.registered", _member_registered, when="transaction")
+    subscribe("member.claimed", _member_claimed, when="transaction")

@@ -27,10 +27,12 @@ from django.utils import timezone
 
 from inventory.models import SKU, Category, Product, Stock, StockMove
 from inventory.services import adjust_stock_count, receive_stock
+from members.crm import CrmMember, upsert_member_from_crm
 from members.models import Member, Purchase
 from members.services import (
     Referral,
     bind_phone,
+    earn_points,
     record_purchase,
     set_home_store_once,
     set_marketing_consent,
@@ -929,6 +931,7 @@ def load_demo() -> DemoSummary:
     _ensure_opening_stock(stores, catalog, actor=hq_user)
     _ensure_demo_orders(stores, catalog)
     _ensure_demo_members(stores, catalog)
+    _ensure_demo_store_member(stores, catalog)
     return DemoSummary(before=before, after=_counts())
 
 
@@ -997,6 +1000,32 @@ DEMO_MEMBERS: tuple[tuple[str, bool, tuple[int, ...]], ...] = (
     ("杨女士", False, (70,)),
     ("周先生", True, (1, 15, 33, 50, 80)),
 )
+
+
+# A member the chain's CRM opened at the flagship's till, with points, who has never used the
+# mall: proving this number in the mall's "Add mobile" takes her membership over.
+DEMO_STORE_MEMBER_PHONE = "13800000401"
+
+
+def _ensure_demo_store_member(stores: dict[str, Store], catalog: list[tuple[SKU, CategorySpec]]) -> None:
+    if Member.objects.filter(phone=normalize_cn_mobile(DEMO_STORE_MEMBER_PHONE)).exists():
+        return
+    member = upsert_member_from_crm(item=CrmMember(phone=DEMO_STORE_MEMBER_PHONE, nickname="吴女士")).member
+    flagship = stores["HZ001"]
+    set_home_store_once(member=member, store=flagship, source=Member.HomeStoreSource.STORE_QR)
+    sku = catalog[0][0]
+    bought_at = timezone.now() - timedelta(days=20)
+    reference = "DEMO-POS-CRM-01"
+    record_purchase(
+        member=member,
+        store=flagship,
+        channel=Purchase.Channel.POS,
+        reference=reference,
+        amount_fen=sku.price_fen * 2,
+        purchased_at=bought_at,
+        lines=[(sku.product_id, 2, sku.price_fen * 2)],
+    )
+    earn_points(member=member, reference=reference, lines=[(sku.product.category_id, sku.price_fen * 2)], at=bought_at)
 
 
 def _ensure_demo_members(stores: dict[str, Store], catalog: list[tuple[SKU, CategorySpec]]) -> None:

@@ -119,11 +119,19 @@ class MemberAdmin(admin.ModelAdmin):
         "tier_since",
         "joined_at",
         "home_store_set_at",
+        "merged_into",
+        "merged_at",
     ]
     autocomplete_fields = ["home_store"]
     date_hierarchy = "joined_at"
     inlines = [PointsEntryInline, TierChangeInline, ReferralChangeInline]
     change_form_template = "admin/members/member/change_form.html"
+
+    def get_readonly_fields(self, request, obj=None):
+        fields = list(super().get_readonly_fields(request, obj))
+        if obj is not None and obj.merged_into_id:
+            fields.append("is_active")  # a sign-up merged into a store membership stays retired
+        return fields
 
     def get_urls(self):
         rebind = path(

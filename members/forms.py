@@ -35,6 +35,12 @@ class PhoneForm(forms.Form):
             raise forms.ValidationError(error.message) from None
 
 
+class PhoneCodeForm(PhoneForm):
+    """The number, and the code texted to it (asked only once a code was sent)."""
+
+    code = forms.CharField(label=_("Verification code"), max_length=12, required=False)
+
+
 def add_service_errors(form: forms.BaseForm, error: ApplicationError) -> None:
     """Show a service's refusal on the form: each field's messages at the field, the rest on top."""
     if not error.details:

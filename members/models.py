@@ -103,6 +103,19 @@ class Member(models.Model):
     tier_since = models.DateTimeField(_("tier since"), null=True, blank=True)
     joined_at = models.DateTimeField(_("joined at"), auto_now_add=True)
     is_active = models.BooleanField(_("active"), default=True)
+    merged_into = models.ForeignKey(
+        "self",
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="+",
+        editable=False,
+        verbose_name=_("merged into"),
+        help_text=_(
+            "This WeChat sign-up proved the mobile number of a membership opened in a store, and took it over."
+        ),
+    )
+    merged_at = models.DateTimeField(_("merged at"), null=True, blank=True, editable=False)
 
     class Meta:
         verbose_name = _("member")
@@ -113,6 +126,10 @@ class Member(models.Model):
                 condition=Q(home_store__isnull=True) | ~Q(home_store_source=""), name="member_home_store_has_source"
             ),
             models.CheckConstraint(condition=~Q(referrer=models.F("pk")), name="member_not_own_referrer"),
+            models.CheckConstraint(
+                condition=Q(merged_into__isnull=True) | (Q(is_active=False) & Q(openid__isnull=True)),
+                name="member_merged_is_retired",
+            ),
         ]
         indexes = [
             models.Index(
@@ -122,6 +139,31 @@ class Member(models.Model):
 
     def __str__(self) -> str:
         return self.nickname or self.phone or f"#{self.pk}"
+
+
+class PhoneCode(models.Model):
+    """A one-time code texted to a mobile number, which a signed-in member types back to prove the
+    number is theirs (see docs/member-identity.md). Only a keyed digest of the code is kept."""
+
+    member = models.ForeignKey(Member, on_delete=models.CASCADE, related_name="+", verbose_name=_("member"))
+    phone = models.CharField(_("mobile"), max_length=16)
+    digest = models.CharField(_("code digest"), max_length=64)
+    created_at = models.DateTimeField(_("sent at"))
+    expires_at = models.DateTimeField(_("expires at"))
+    attempts = models.PositiveSmallIntegerField(_("wrong attempts"), default=0)
+    used_at = models.DateTimeField(_("used at"), null=True, blank=True)
+
+    class Meta:
+        verbose_name = _("verification code")
+        verbose_name_plural = _("verification codes")
+        ordering = ["-created_at", "-pk"]
+        indexes = [
+            models.Index(fields=["phone", "created_at"], name="phone_code_phone_time"),
+            models.Index(fields=["member", "created_at"], name="phone_code_member_time"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.phone[:-8]}****{self.phone[-4:]}"
 
 
 class Purchase(models.Model):

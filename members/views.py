@@ -4,18 +4,20 @@ import secrets
 from urllib.parse import urlencode
 
 from django.conf import settings
+from django.contrib import messages
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.http import url_has_allowed_host_and_scheme
+from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from integrations.vendors.wechat import WeChatError, make_oauth_state, official_account, read_oauth_state
 from inventory.models import SKU
-from members import services
+from members import services, verification
 from members.card import seconds_left
-from members.forms import PhoneForm
+from members.forms import PhoneCodeForm, PhoneForm, add_service_errors
 from members.models import Member, Tier
 from members.selectors import loyalty_settings, points_history
 from members.session import (
@@ -121,19 +123,50 @@ def sign_out_view(request: HttpRequest) -> HttpResponse:
 @member_required
 @require_http_methods(["GET", "POST"])
 def bind_phone(request: HttpRequest) -> HttpResponse:
+    """The member's mobile number, proven by a texted code. A number that belongs to a membership
+    opened in a store takes that membership over (members.verification)."""
     member: Member = current_member(request)
-    form = PhoneForm(request.POST or None, initial={"phone": member.phone or ""})
+    form = PhoneCodeForm(request.POST or None, initial={"phone": member.phone or ""})
     next_url = _safe_next(request)
-    if request.method == "POST" and form.is_valid():
-        try:
-            services.bind_phone(member=member, phone=form.cleaned_data["phone"])
-        except ApplicationError as error:
-            form.add_error("phone", error.message)
-        else:
-            return redirect(next_url)
-    return render(
-        request, "members/bind_phone.html", {"form": form, "next": next_url}, status=400 if form.errors else 200
-    )
+    context = {"form": form, "next": next_url, "code_sent": False, "development_code": None}
+    status = 200
+    if request.method == "POST":
+        context["code_sent"] = request.POST.get("action") == "confirm"
+        if form.is_valid():
+            phone = form.cleaned_data["phone"]
+            try:
+                if request.POST.get("action") == "confirm":
+                    now_member = verification.confirm_phone_code(
+                        member=member, phone=phone, code=form.cleaned_data["code"]
+                    )
+                    if now_member.pk != member.pk:
+                        sign_in(request, now_member)
+                        messages.success(
+                            request,
+                            _("Welcome back: your store membership, card and points are now in this WeChat account."),
+                        )
+                    else:
+                        messages.success(request, _("Your mobile number is saved."))
+                    return redirect(next_url)
+                sent = verification.send_phone_code(member=member, phone=phone)
+                context["code_sent"] = True
+                context["development_code"] = sent.code if _shows_code_on_page() else None
+            except ApplicationError as error:
+                add_service_errors(form, error)
+                if error.code == "code_sent_recently":
+                    context["code_sent"] = True  # the code sent a moment ago is still good
+                elif error.code in {"phone_taken", "phone_unchanged", "claim_has_history"}:
+                    context["code_sent"] = False  # no code will help
+        if form.errors:
+            status = 400
+    return render(request, "members/bind_phone.html", context, status=status)
+
+
+def _shows_code_on_page() -> bool:
+    """In development, where texts are only written to the log, the page shows the code it sent."""
+    from integrations.vendors.sms import LoggingSmsBackend, sms_backend
+
+    return settings.DEBUG and isinstance(sms_backend(), LoggingSmsBackend)
 
 
 @require_GET

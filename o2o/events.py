@@ -33,6 +33,9 @@ EVENTS = frozenset(
         "order.returned",
         "order.exception",
         "member.registered",
+        # A WeChat sign-up proved the number of a membership opened in a store and was merged into
+        # it (members.verification.claim_membership): subscribers move or refuse what is theirs.
+        "member.claimed",
         # Inventory: stock rows changed at one store (one event per change, listing its SKUs),
         # a row's available stock fell to its low-stock threshold, a transfer was requested.
         "stock.moved",

@@ -34,7 +34,7 @@ from o2o.errors import ApplicationError, Conflict
 from o2o.events import publish
 from o2o.geo import parse_point
 from o2o.phone import normalize_cn_mobile
-from orders.models import Assignment, CartLine, Order, OrderEvent, OrderLine, Payment, Refund
+from orders.models import Assignment, CartLine, Order, OrderEvent, OrderLine, Payment, PosSale, Refund
 from orders.selectors import cart_lines, mall_settings
 from stores.models import Store
 from stores.selectors import nearest_stores
@@ -599,6 +599,24 @@ def close_wechat_pay_order(*, number: str) -> None:
 
 # An account can be closed only when none of its orders is still under way (money or goods moving).
 _FINAL = (Order.Status.COMPLETED, Order.Status.RETURNED, Order.Status.CANCELLED, Order.Status.EXPIRED)
+
+
+def on_member_claimed(*, member_id: int, retired_id: int) -> None:
+    """A WeChat sign-up (`retired_id`) took over a membership opened in a store (`member_id`; see
+    members.verification). Its cart and its unpaid orders go with the shopper; a paid order or a
+    till sale is history of its own, which is not moved between members: the claim is refused."""
+    from members.verification import has_history
+
+    if (
+        Order.objects.filter(member_id=retired_id, paid_at__isnull=False).exists()
+        or PosSale.objects.filter(member_id=retired_id).exists()
+    ):
+        raise has_history()
+    Order.objects.filter(member_id=retired_id).update(member_id=member_id)
+    # The cart the shopper filled before proving the number is the one they mean.
+    retired_skus = CartLine.objects.filter(member_id=retired_id).values("sku_id")
+    CartLine.objects.filter(member_id=member_id, sku_id__in=retired_skus).delete()
+    CartLine.objects.filter(member_id=retired_id).update(member_id=member_id)
 
 
 def export_member_data(*, member: Member) -> dict:
